@@ -1,0 +1,46 @@
+"""The fitted 3D face of one frame (both back-ends produce this)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.stage import jsonable
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """A fitted morphable face.
+
+    vertices_image: (V, 3) float32; x, y image pixels, z pixels (larger = farther).
+    vertices_camera: (V, 3) float32; camera space (x right, y down, z forward), metres.
+    triangles: (F, 3) int32 indices into the vertices.
+    landmarks_2d: (68, 2) float32 image pixels, the iBUG-68 points of the fitted model.
+    pose_deg: (3,) float32 yaw, pitch, roll in degrees.
+    identity: (K,) float32 identity coefficients (frozen after accumulation).
+    expression: (E,) float32 expression coefficients (52 ARKit units for Anny, 10 for BFM).
+    expression_names: E names, in the order of `expression`.
+    fit_rmse_px: RMS pixel distance between the model's landmarks and the observed ones.
+    backend: "anny" (offline default), "bfm" (offline fit of the installed BFM) or "tddfa".
+    """
+
+    vertices_image: np.ndarray
+    vertices_camera: np.ndarray
+    triangles: np.ndarray
+    landmarks_2d: np.ndarray
+    pose_deg: np.ndarray
+    identity: np.ndarray
+    expression: np.ndarray
+    expression_names: tuple[str, ...]
+    fit_rmse_px: float
+    backend: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "landmarks_2d": jsonable(self.landmarks_2d, 1),
+            "pose_deg": jsonable(self.pose_deg, 2),
+            "expression": jsonable(self.expression, 3),
+            "fit_rmse_px": round(float(self.fit_rmse_px), 3),
+        }

@@ -1,0 +1,30 @@
+"""The unit that flows from a source through the pipeline."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image.
+
+    image: (H, W, 3) uint8, BGR (OpenCV order), C-contiguous.
+    index: running index from the source, starting at 0; gaps mean dropped frames.
+    t_capture: time.monotonic() seconds when the source produced the image.
+    source_id: identifies the source (camera name, file path, "synthetic:...").
+    """
+
+    image: np.ndarray
+    index: int
+    t_capture: float
+    source_id: str
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])

@@ -1,0 +1,57 @@
+"""The Stage protocol: `process(frame, ctx) -> Result | None`.
+
+A stage owns its models and its temporal state (tracking, filters). It is built once,
+`reset()` when the source changes and `close()`d at shutdown. `ctx` maps the names of
+earlier stages to this frame's results (face and body read "perception"; volume reads
+"body" and "perception"). A stage returns None when it found nothing in this frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.frame import Frame
+
+StageContext = Mapping[str, Any]
+
+
+@runtime_checkable
+class Result(Protocol):
+    """A frozen dataclass of numpy arrays with a JSON view for results.jsonl."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Stage(Protocol):
+    name: str
+
+    def process(self, frame: Frame, ctx: StageContext) -> Result | None: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def jsonable(value: Any, decimals: int = 3) -> Any:
+    """Convert numpy arrays/scalars (possibly nested in dicts, lists, dataclasses) to JSON
+    types, rounding floats to `decimals` so results.jsonl stays readable and small."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return round(value, decimals)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            return np.round(value.astype(np.float64), decimals).tolist()
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return jsonable(value.item(), decimals)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name), decimals) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, decimals) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, decimals) for v in value]
+    raise TypeError(f"cannot convert {type(value).__name__} to JSON")
