@@ -8,11 +8,12 @@ Layout after de-normalisation (param = raw * std + mean):
 """
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from engine.face.safe_pickle import load_numpy_pickle
 
 NUM_PARAMS = 62
 NUM_SHAPE = 40
@@ -41,30 +42,6 @@ class TddfaParams:
     offset: np.ndarray
     alpha_shp: np.ndarray
     alpha_exp: np.ndarray
-
-
-class _StatsUnpickler(pickle.Unpickler):
-    """Only numpy arrays may come out of the statistics pickle (it is a downloaded file)."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a parameter/BFM pickle")
-        return super().find_class(module, name)
-
-
-def load_numpy_pickle(path: str | Path) -> object:
-    """Unpickle a file that holds only dicts/lists of numpy arrays (official 3DDFA assets)."""
-    with open(path, "rb") as f:
-        return _StatsUnpickler(f, encoding="latin1").load()
 
 
 def load_param_stats(path: str | Path) -> ParamStats:
