@@ -152,9 +152,10 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         self._stop.set()
         self._slot.close()
-        closer = getattr(self.source, "interrupt", None)
-        if callable(closer):
-            closer()  # wakes a camera source out of its reconnect back-off
+        try:
+            self.source.close()  # sources allow close() from another thread: wakes a blocked read
+        except Exception:
+            log.exception("closing the source failed")
         ok = True
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -270,7 +271,3 @@ class Pipeline:
         self.stop()
         if not self.running:
             self._close_stages()
-        try:
-            self.source.close()
-        except Exception:
-            log.exception("closing the source failed")

@@ -1,0 +1,155 @@
+"""Headless runs: a source through the stages into results.jsonl, summary.json and videos.
+
+Over a file every frame is processed (lossless hand-over); over a camera the newest
+frame wins, as in the GUI. Outputs (MJPEG, virtual camera, recorder) receive the same
+overlay images the video gets.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from engine.pipeline import FrameResult, Pipeline
+from engine.render.overlay_cv import draw_frame_result, draw_hud, volume_strip
+from engine.stage import Stage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeadlessOptions:
+    out_dir: Path
+    max_frames: int | None = None
+    progress: bool = True
+    outputs: Sequence[Any] = field(default_factory=tuple)  # engine.outputs Output objects
+    write_overlay: bool = True
+    write_volume: bool = True
+
+
+class _ResultWriter:
+    """The consumer: writes one JSON line and one overlay frame per FrameResult."""
+
+    def __init__(self, options: HeadlessOptions, fps: float) -> None:
+        from engine.outputs.video_writer import VideoWriter
+
+        self.options = options
+        self.fps = fps if fps and fps > 0 else 25.0
+        self._jsonl = open(options.out_dir / "results.jsonl", "w", buffering=1)
+        self._overlay = VideoWriter(options.out_dir / "overlay.mp4", self.fps) if options.write_overlay else None
+        self._volume = None
+        self._video_writer_cls = VideoWriter
+        self.count = 0
+        self.stage_hits: dict[str, int] = {}
+        self.fit_rmse: dict[str, list[float]] = {}
+        self.timings: dict[str, list[float]] = {}
+
+    def __call__(self, fr: FrameResult) -> None:
+        self._jsonl.write(json.dumps(fr.to_json(), separators=(",", ":")) + "\n")
+        for name, ms in fr.timings_ms.items():
+            self.timings.setdefault(name, []).append(ms)
+        for name, result in fr.results.items():
+            if result is not None:
+                self.stage_hits[name] = self.stage_hits.get(name, 0) + 1
+                rmse = getattr(result, "fit_rmse_px", None)
+                if rmse is not None and np.isfinite(rmse):
+                    self.fit_rmse.setdefault(name, []).append(float(rmse))
+        image = draw_frame_result(fr)
+        draw_hud(image, [f"frame {fr.frame.index}"] +
+                 [f"{k} {v:.1f} ms" for k, v in fr.timings_ms.items()])
+        if self._overlay is not None:
+            self._overlay.write(image)
+        for output in self.options.outputs:
+            output.send(image, fr.frame.index, fr.frame.t_capture)
+        volume = fr.get("volume")
+        if self.options.write_volume and volume is not None:
+            strip = volume_strip(volume, 512)
+            if strip is not None:
+                if self._volume is None:
+                    self._volume = self._video_writer_cls(self.options.out_dir / "volume.mp4", self.fps)
+                self._volume.write(strip)
+        self.count += 1
+
+    def close(self) -> None:
+        self._jsonl.close()
+        for writer in (self._overlay, self._volume):
+            if writer is not None:
+                writer.close()
+
+
+def _progress_bar(total: int | None, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", dynamic_ncols=True, leave=True)
+
+
+def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions) -> dict[str, Any]:
+    """Process `source` through `stages`; returns (and writes) the summary."""
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    info = source.info() if hasattr(source, "info") else {}
+    fps = float(getattr(source, "nominal_fps", 0.0) or 0.0)
+    writer = _ResultWriter(options, fps)
+    live = bool(getattr(source, "is_live", False))
+    pipeline = Pipeline(source, stages, lossless=not live)
+    total = info.get("frame_count") if isinstance(info, dict) else None
+    if options.max_frames is not None:
+        total = min(total, options.max_frames) if total else options.max_frames
+    bar = _progress_bar(total if isinstance(total, int) and total > 0 else None, options.progress)
+    done = {"n": 0}
+
+    def on_result(fr: FrameResult) -> None:
+        if options.max_frames is not None and done["n"] >= options.max_frames:
+            return
+        writer(fr)
+        done["n"] += 1
+        if bar is not None:
+            bar.update(1)
+
+    pipeline.add_consumer(on_result)
+    for output in options.outputs:
+        output.start()
+    t0 = time.monotonic()
+    interrupted = False
+    pipeline.start()
+    try:
+        while not pipeline.wait(0.1):
+            if options.max_frames is not None and done["n"] >= options.max_frames:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: finishing the files written so far")
+    finally:
+        pipeline.close()
+        wall = time.monotonic() - t0
+        if bar is not None:
+            bar.close()
+        writer.close()
+        for output in options.outputs:
+            output.close()
+    stats = pipeline.stats()
+    summary = {
+        "source": getattr(source, "source_id", str(source)),
+        "source_info": info,
+        "stages": [s.name for s in stages],
+        "frames_read": stats.frames_read,
+        "frames_processed": writer.count,
+        "frames_dropped": stats.frames_dropped,
+        "wall_s": round(wall, 3),
+        "fps": round(writer.count / wall, 3) if wall > 0 else 0.0,
+        "median_ms": {k: round(float(np.median(v)), 3) for k, v in writer.timings.items()},
+        "stage_errors": stats.stage_errors,
+        "frames_with_result": writer.stage_hits,
+        "median_fit_rmse_px": {k: round(float(np.median(v)), 3) for k, v in writer.fit_rmse.items()},
+        "p95_fit_rmse_px": {k: round(float(np.percentile(v, 95)), 3) for k, v in writer.fit_rmse.items()},
+        "source_error": stats.source_error,
+        "interrupted": interrupted,
+    }
+    (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

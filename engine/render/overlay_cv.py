@@ -1,0 +1,99 @@
+"""CPU overlay drawing with OpenCV, for headless videos (overlay.mp4) and thumbnails.
+
+Drawing lives apart from inference: these functions read results and never change them.
+The GL viewport draws the same things with shaders (engine/render/scene.py).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engine.render.skeleton import POSE_CONNECTIONS
+
+FACE_COLOUR = (80, 220, 80)  # BGR
+MESH_COLOUR = (255, 200, 60)
+BODY_COLOUR = (60, 160, 255)
+JOINT_COLOUR = (40, 80, 255)
+MASK_TINT = np.array([180, 90, 200], np.float32)
+
+
+def draw_segmentation(image: np.ndarray, mask: np.ndarray, strength: float = 0.25) -> None:
+    """Tint pixels where the person mask (H, W) in [0, 1] is above 0.5, in place."""
+    if mask.shape[:2] != image.shape[:2]:
+        mask = cv2.resize(mask, (image.shape[1], image.shape[0]))
+    sel = mask > 0.5
+    image[sel] = (image[sel] * (1 - strength) + MASK_TINT * strength).astype(np.uint8)
+
+
+def draw_points(image: np.ndarray, points: np.ndarray, colour, radius: int = 1) -> None:
+    """points: (N, 2) pixels."""
+    for x, y in np.round(points).astype(np.int32):
+        cv2.circle(image, (int(x), int(y)), radius, colour, -1, cv2.LINE_AA)
+
+
+def draw_mesh_wireframe(image: np.ndarray, vertices_2d: np.ndarray, triangles: np.ndarray,
+                        colour=MESH_COLOUR, max_triangles: int = 6000) -> None:
+    """Draw triangle edges (a stride-subsample of very dense meshes keeps it fast)."""
+    if len(triangles) > max_triangles:
+        triangles = triangles[:: int(np.ceil(len(triangles) / max_triangles))]
+    polys = np.round(vertices_2d[triangles] * 4).astype(np.int32)  # 2 bits of sub-pixel
+    cv2.polylines(image, list(polys), True, colour, 1, cv2.LINE_AA, shift=2)
+
+
+def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray,
+                  colour=BODY_COLOUR) -> None:
+    """keypoints: (33, 2) pixels in mediapipe pose order; visible: (33,) bool."""
+    for a, b in POSE_CONNECTIONS:
+        if a < len(keypoints) and b < len(keypoints) and visible[a] and visible[b]:
+            pa, pb = np.round(keypoints[[a, b]]).astype(int)
+            cv2.line(image, tuple(int(v) for v in pa), tuple(int(v) for v in pb), colour, 2, cv2.LINE_AA)
+    draw_points(image, keypoints[visible], JOINT_COLOUR, 3)
+
+
+def project_body_vertices(body) -> np.ndarray:
+    """BodyResult camera-space vertices (V, 3) -> (V, 2) pixels with its own camera."""
+    z = np.maximum(body.vertices[:, 2:3], 1e-3)
+    return body.vertices[:, :2] / z * body.camera_focal_px + np.asarray(body.camera_center_px)
+
+
+def draw_frame_result(frame_result, show_mask: bool = True) -> np.ndarray:
+    """A BGR copy of the frame with every available result drawn on it."""
+    image = frame_result.frame.image.copy()
+    perception = frame_result.get("perception")
+    face = frame_result.get("face")
+    body = frame_result.get("body")
+    if perception is not None and show_mask and perception.segmentation is not None:
+        draw_segmentation(image, perception.segmentation)
+    if body is not None:
+        draw_mesh_wireframe(image, project_body_vertices(body), body.faces, BODY_COLOUR, 3000)
+        draw_skeleton(image, body.keypoints_2d, body.keypoint_visible)
+    elif perception is not None and perception.pose_landmarks is not None:
+        vis = perception.pose_visibility if perception.pose_visibility is not None else np.ones(33)
+        draw_skeleton(image, perception.pose_landmarks[:, :2], vis > 0.5)
+    if face is not None:
+        draw_mesh_wireframe(image, face.vertices_image[:, :2], face.triangles)
+        draw_points(image, face.landmarks_2d, FACE_COLOUR, 2)
+    elif perception is not None and perception.face_landmarks is not None:
+        draw_points(image, perception.face_landmarks[:, :2], FACE_COLOUR, 1)
+    return image
+
+
+def draw_hud(image: np.ndarray, lines: list[str]) -> None:
+    """Small white-on-shadow text block in the top-left corner, in place."""
+    y = 18
+    for line in lines:
+        cv2.putText(image, line, (9, y + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 2, cv2.LINE_AA)
+        cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        y += 17
+
+
+def volume_strip(volume, height: int) -> np.ndarray | None:
+    """The volume views side by side (colour over normal), scaled to `height` rows."""
+    if volume is None or len(volume.color) == 0:
+        return None
+    colour = np.concatenate(list(volume.color), axis=1)
+    normal = np.concatenate(list(volume.normal), axis=1)
+    strip = np.concatenate([colour, normal], axis=0)
+    scale = height / strip.shape[0]
+    return cv2.resize(strip, (max(2, int(round(strip.shape[1] * scale))), height),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)

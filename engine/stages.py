@@ -1,0 +1,110 @@
+"""Build the pipeline's stages by name, in dependency order.
+
+Stage modules are imported only when asked for, so a run with `--stages perception`
+never loads torch models or Anny.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from engine.stage import Stage
+
+log = logging.getLogger(__name__)
+
+ORDER = ("perception", "face", "body", "volume")
+REQUIRES = {"face": ("perception",), "body": ("perception",), "volume": ("perception", "body")}
+
+
+class StageBuildError(Exception):
+    """A stage could not be constructed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    device: str = "auto"
+    face_backend: str = "auto"
+    body_backend: str = "auto"
+    volume_backend: str = "auto"
+    smoothing: bool = True
+    hfov_deg: float = 60.0
+    static_images: bool = False  # photos / image folders: detect on every frame
+    export_dir: Path | None = None  # per-frame mesh export when set
+    on_progress: Callable[[str], None] | None = None  # model-loading messages for the GUI
+
+
+def resolve_stage_names(requested: list[str] | tuple[str, ...]) -> list[str]:
+    """Validate names and add the stages they need; returns them in pipeline order."""
+    names = {n.strip().lower() for n in requested if n.strip()}
+    unknown = names - set(ORDER)
+    if unknown:
+        raise StageBuildError(f"unknown stage(s): {', '.join(sorted(unknown))}; choose from {', '.join(ORDER)}")
+    for name in list(names):
+        for dep in REQUIRES.get(name, ()):
+            if dep not in names:
+                log.info("stage %s needs %s: adding it", name, dep)
+                names.add(dep)
+    return [n for n in ORDER if n in names]
+
+
+def _progress(options: StageOptions, message: str) -> None:
+    log.info(message)
+    if options.on_progress is not None:
+        options.on_progress(message)
+
+
+def build_perception(options: StageOptions) -> Stage:
+    from engine.perception.stage import PerceptionSettings, PerceptionStage
+
+    _progress(options, "loading mediapipe face mesh, pose and segmentation…")
+    return PerceptionStage(PerceptionSettings(static_image_mode=options.static_images))
+
+
+def build_face(options: StageOptions) -> Stage:
+    from engine.face.stage import FaceSettings, FaceStage
+
+    _progress(options, "loading the face model…")
+    settings = FaceSettings(backend=options.face_backend, smoothing=options.smoothing,
+                            hfov_deg=options.hfov_deg, export_dir=options.export_dir)
+    return FaceStage(settings, device=options.device)
+
+
+def build_body(options: StageOptions) -> Stage:
+    from engine.body.stage import BodySettings, BodyStage
+
+    _progress(options, "loading the body model (the first run builds and caches Anny, ~1 min)…")
+    settings = BodySettings(backend=options.body_backend, smoothing=options.smoothing,
+                            hfov_deg=options.hfov_deg, export_dir=options.export_dir)
+    return BodyStage(settings, device=options.device, on_progress=options.on_progress)
+
+
+def build_volume(options: StageOptions) -> Stage:
+    from engine.volume.stage import VolumeSettings, VolumeStage
+
+    _progress(options, "preparing the volumetric capture…")
+    return VolumeStage(VolumeSettings(backend=options.volume_backend, hfov_deg=options.hfov_deg),
+                       device=options.device)
+
+
+BUILDERS: dict[str, Callable[[StageOptions], Stage]] = {
+    "perception": build_perception, "face": build_face, "body": build_body, "volume": build_volume,
+}
+
+
+def build_stages(names: list[str] | tuple[str, ...], options: StageOptions) -> list[Stage]:
+    """Construct the named stages (plus what they need) in order; closes what was built
+    if a later one fails, and raises StageBuildError with a one-line reason."""
+    stages: list[Stage] = []
+    try:
+        for name in resolve_stage_names(names):
+            try:
+                stages.append(BUILDERS[name](options))
+            except ImportError as exc:
+                raise StageBuildError(f"the {name} stage is not available in this build: {exc}") from exc
+    except Exception:
+        for stage in stages:
+            stage.close()
+        raise
+    return stages

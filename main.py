@@ -1,0 +1,236 @@
+"""holocap: one webcam in, live 3D out.
+
+    python main.py                  # the desktop app (same as `gui`)
+    python main.py run --source clip.mp4 --headless --out out/
+    python main.py cameras          # list cameras and their modes
+    python main.py weights list     # third-party weights for the paper back-ends
+    python main.py bench face       # speed/memory into docs/PERFORMANCE.md
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("holocap")
+
+COMMANDS = ("gui", "run", "cameras", "weights", "bench")
+BENCHMARKS = ("perception", "face", "tddfa", "body", "volume", "app")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="holocap", description="Live 3D from one webcam: face, body and volumetric capture.")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                        help="where torch models run (default: saved setting, else auto)")
+    parser.add_argument("--reset-settings", action="store_true", help="forget saved settings first")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+
+    def add_source_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--source", help="video file, image file or folder, camera:N / camera:NAME, synthetic")
+        p.add_argument("--stages", default=None,
+                       help="comma-separated: perception,face,body,volume (default: saved setting)")
+        p.add_argument("--loop", action="store_true", help="restart a video file at its end")
+        p.add_argument("--camera-mode", default=None, help="camera mode WxH@fps, e.g. 1280x720@30")
+
+    gui = sub.add_parser("gui", help="the desktop app (default)")
+    add_source_args(gui)
+    gui.add_argument("--view", choices=["overlay", "mesh", "volume", "split"], default=None)
+    gui.add_argument("--frames", type=int, default=None, help="process N frames, then exit")
+    gui.add_argument("--screenshot", type=Path, default=None, help="save a grab of the window at exit")
+    gui.add_argument("--event-mode", action="store_true", help="fullscreen, autostart, UI hidden (F1)")
+
+    run = sub.add_parser("run", help="process a source (headless with --headless)")
+    add_source_args(run)
+    run.add_argument("--headless", action="store_true", help="no window: write files to --out")
+    run.add_argument("--out", type=Path, default=Path("out"), help="output folder for headless runs")
+    run.add_argument("--max-frames", type=int, default=None)
+    run.add_argument("--export-meshes", action="store_true", help="write per-frame .ply meshes to OUT/meshes")
+    run.add_argument("--serve-mjpeg", metavar="HOST:PORT", default=None, help="MJPEG stream of the result")
+    run.add_argument("--mjpeg-token", default=None, help="require ?token=... on the MJPEG stream")
+    run.add_argument("--virtual-camera", action="store_true", help="send the result to a virtual camera")
+    run.add_argument("--record", type=Path, default=None, metavar="DIR", help="record video + meshes")
+    run.add_argument("--no-progress", action="store_true")
+
+    sub.add_parser("cameras", help="list cameras by name with their modes")
+
+    weights = sub.add_parser("weights", help="list | fetch NAME | verify [NAME] | import PATH")
+    weights.add_argument("weights_args", nargs=argparse.REMAINDER)
+
+    bench = sub.add_parser("bench", help="benchmarks into docs/PERFORMANCE.md")
+    bench.add_argument("name", choices=BENCHMARKS + ("all",))
+    bench.add_argument("--quick", action="store_true", help="few repeats (smoke test of the benchmark)")
+    bench.add_argument("--repeats", type=int, default=50)
+    return parser
+
+
+def _stage_list(arg: str | None, settings) -> list[str]:
+    if arg:
+        return [s for s in arg.split(",") if s.strip()]
+    return [name for name, on in settings.stages.items() if on]
+
+
+def _open_source(spec: str, loop: bool, camera_mode: str | None, realtime: bool):
+    from engine.sources.factory import open_source
+
+    source = open_source(spec, loop=loop, camera_mode=camera_mode, realtime=realtime)
+    return source
+
+
+def _is_static_images(source) -> bool:
+    return type(source).__name__.lower().startswith("image")
+
+
+def cmd_run(args, settings) -> int:
+    if not args.source:
+        raise UserError("run needs --source (a video, image, folder, camera:N or synthetic)")
+    if not args.headless:
+        return cmd_gui(args, settings)
+    from engine.headless import HeadlessOptions, run_headless
+    from engine.stages import StageOptions, build_stages
+
+    source = _open_source(args.source, args.loop, args.camera_mode, realtime=False)
+    outputs = []
+    try:
+        options = StageOptions(
+            device=settings.device, face_backend=settings.face_backend,
+            body_backend=settings.body_backend, volume_backend=settings.volume_backend,
+            smoothing=settings.smoothing, hfov_deg=settings.hfov_deg,
+            static_images=_is_static_images(source),
+            export_dir=(args.out / "meshes") if args.export_meshes else None)
+        stages = build_stages(_stage_list(args.stages, settings), options)
+        outputs = _make_outputs(args)
+        summary = run_headless(source, stages, HeadlessOptions(
+            out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress,
+            outputs=outputs))
+    finally:
+        source.close()
+    settings.last_source = args.source
+    log.info("processed %d frames at %.1f fps -> %s", summary["frames_processed"], summary["fps"], args.out)
+    print(f"wrote {args.out / 'results.jsonl'}, {args.out / 'summary.json'}, {args.out / 'overlay.mp4'}")
+    return 0
+
+
+def _make_outputs(args) -> list:
+    outputs = []
+    if args.serve_mjpeg:
+        from engine.outputs.mjpeg import MjpegServer, parse_host_port
+
+        host, port = parse_host_port(args.serve_mjpeg)
+        server = MjpegServer(host=host, port=port, token=args.mjpeg_token)
+        outputs.append(server)
+    if args.virtual_camera:
+        from engine.outputs.virtual_camera import VirtualCameraOutput
+
+        outputs.append(VirtualCameraOutput())
+    if args.record:
+        from engine.outputs.recorder import Recorder
+
+        outputs.append(Recorder(args.record))
+    return outputs
+
+
+def cmd_gui(args, settings) -> int:
+    from app.main_window import run_gui
+
+    return run_gui(args, settings)
+
+
+def cmd_cameras(args, settings) -> int:
+    from engine.sources.camera import list_cameras
+
+    cameras = list_cameras()
+    if not cameras:
+        print("no cameras found")
+        return 0
+    for cam in cameras:
+        print(f"camera:{cam.index}  {cam.name}  ({cam.path})")
+        for mode in cam.modes:
+            print(f"    {mode}")
+    return 0
+
+
+def cmd_weights(args, settings) -> int:
+    from engine.weights.cli import main as weights_main
+
+    return weights_main(args.weights_args)
+
+
+def cmd_bench(args, settings) -> int:
+    from engine.bench import BenchOptions, write_section
+
+    names = BENCHMARKS if args.name == "all" else (args.name,)
+    options = BenchOptions(repeats=5 if args.quick else args.repeats, device=settings.device, quick=args.quick)
+    for name in names:
+        module = importlib.import_module(f"engine.bench.{name}")
+        body = module.run(options)
+        path = write_section(name, body)
+        print(body)
+        print(f"(written to {path})")
+    return 0
+
+
+HANDLERS = {"gui": cmd_gui, "run": cmd_run, "cameras": cmd_cameras, "weights": cmd_weights, "bench": cmd_bench}
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Errors whose message is meant for the user (imported lazily: they live in engine)."""
+    types: list[type[BaseException]] = [UserError]
+    for module, name in (("engine.sources.errors", "SourceError"), ("engine.stages", "StageBuildError"),
+                         ("engine.weights.errors", "WeightsError"), ("engine.outputs.errors", "OutputError")):
+        try:
+            types.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(types)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not any(a in COMMANDS for a in argv) and not any(a in ("-h", "--help") for a in argv):
+        argv = [*argv, "gui"] if not argv or argv[0].startswith("-") else argv
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*argv, "gui"])
+
+    from engine.logs import setup_logging
+    from engine.settings import load_settings, reset_settings, save_settings
+
+    log_path = setup_logging(args.log_level)
+    if args.reset_settings:
+        reset_settings()
+    settings = load_settings()
+    if args.device:
+        settings.device = args.device
+    try:
+        status = HANDLERS[args.command](args, settings)
+        save_settings(settings)
+        return status
+    except _user_error_types() as exc:
+        log.debug("user error", exc_info=True)
+        print(f"holocap: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("holocap: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: one line for the user, the traceback in the log
+        logging.getLogger("holocap").debug("unexpected error", exc_info=True)
+        with open(log_path, "a") as f:
+            import traceback
+
+            traceback.print_exc(file=f)
+        print(f"holocap: unexpected error: {type(exc).__name__}: {exc} (details in {log_path})",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
