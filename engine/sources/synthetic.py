@@ -1,0 +1,130 @@
+"""A deterministic synthetic source for tests and demos: a moving pattern, or frames from a
+caller-given provider, at a given size and rate."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from engine.frame import Frame
+from engine.sources.base import Pacer
+from engine.sources.convert import to_bgr8
+from engine.sources.errors import SourceError
+
+FrameProvider = Callable[[int], "np.ndarray | None"]
+"""provider(index) -> image (any layout `to_bgr8` accepts) or None to end the stream."""
+
+
+def pattern_frame(index: int, width: int, height: int) -> np.ndarray:
+    """The built-in test pattern for frame `index`: (height, width, 3) uint8 BGR.
+
+    A diagonal colour gradient scrolling one pixel per frame, a white disc moving on a
+    circle (period 120 frames) and an 8-bit binary code of the index in the top-left corner
+    (16×16 px cells, white = 1), so frames are distinct and the index can be read back.
+    Depends only on its arguments.
+    """
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.empty((height, width, 3), np.uint8)
+    image[:, :, 0] = ((x + index) * 255 // max(1, width - 1)) % 256
+    image[:, :, 1] = ((y + index) * 255 // max(1, height - 1)) % 256
+    image[:, :, 2] = ((x + y + 2 * index) // 4) % 256
+    angle = 2 * np.pi * (index % 120) / 120
+    cx = width / 2 + 0.3 * width * np.cos(angle)
+    cy = height / 2 + 0.3 * height * np.sin(angle)
+    radius = max(2.0, 0.08 * min(width, height))
+    image[(x - cx) ** 2 + (y - cy) ** 2 <= radius ** 2] = 255
+    cell = 16
+    for bit in range(8):
+        if (index >> bit) & 1 and (bit + 1) * cell <= width and cell <= height:
+            image[:cell, bit * cell:(bit + 1) * cell] = 255
+        elif (bit + 1) * cell <= width and cell <= height:
+            image[:cell, bit * cell:(bit + 1) * cell] = 0
+    return image
+
+
+def read_pattern_index(image: np.ndarray) -> int:
+    """Decode the 8-bit index code of `pattern_frame` (index mod 256)."""
+    return sum(1 << bit for bit in range(8) if image[8, bit * 16 + 8].mean() > 127)
+
+
+class SyntheticSource:
+    """Deterministic frames: `pattern_frame` or `provider(index)`.
+
+    frames: how many frames before the end (None: endless). loop: restart at 0 after
+    `frames` (or when the provider returns None). realtime: pace to `fps`. live: report
+    is_live=True so the pipeline treats it like a camera.
+    """
+
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, *, frames: int | None = None,
+                 provider: FrameProvider | None = None, loop: bool = False, realtime: bool = False,
+                 live: bool = False) -> None:
+        if width < 1 or height < 1 or width > 16384 or height > 16384:
+            raise SourceError(f"synthetic size {width}x{height} is out of range (1..16384)")
+        if not fps > 0:
+            raise SourceError(f"synthetic fps must be positive, got {fps}")
+        self._size = (int(width), int(height))
+        self._fps = float(fps)
+        self._frames = frames
+        self._provider = provider
+        self._loop = loop
+        self._realtime = realtime
+        self._live = live
+        self._pacer = Pacer(self._fps)
+        self._stop = threading.Event()
+        self._pos = 0
+        self._index = 0
+
+    @property
+    def source_id(self) -> str:
+        w, h = self._size
+        return f"synthetic:{w}x{h}@{self._fps:g}"
+
+    @property
+    def nominal_fps(self) -> float:
+        return self._fps
+
+    @property
+    def is_live(self) -> bool:
+        return self._live
+
+    def open(self) -> None:
+        self._stop.clear()
+        self._pos, self._index = 0, 0
+        self._pacer.reset()
+
+    def _make(self, pos: int) -> np.ndarray | None:
+        if self._frames is not None and pos >= self._frames:
+            return None
+        if self._provider is None:
+            return pattern_frame(pos, *self._size)
+        image = self._provider(pos)
+        return None if image is None else to_bgr8(np.asarray(image))[0]
+
+    def read(self) -> Frame | None:
+        if self._stop.is_set():
+            return None
+        image = self._make(self._pos)
+        if image is None and self._loop and self._pos > 0:
+            self._pos = 0
+            image = self._make(0)
+        if image is None:
+            return None
+        self._pos += 1
+        if self._realtime:
+            self._pacer.wait(self._stop.wait)
+            if self._stop.is_set():
+                return None
+        frame = Frame(image=image, index=self._index, t_capture=time.monotonic(), source_id=self.source_id)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def info(self) -> dict[str, Any]:
+        w, h = self._size
+        return {"kind": "synthetic", "width": w, "height": h, "fps": self._fps, "frames": self._frames,
+                "position": self._index, "loop": self._loop}

@@ -1,0 +1,163 @@
+"""A video file as a source (OpenCV/FFmpeg), ending cleanly or looping on request.
+
+`realtime=True` paces frames to the file's rate (the GUI), `realtime=False` delivers them
+as fast as they are read (headless runs, tests); t_capture is always time.monotonic()
+at delivery.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engine.frame import Frame
+from engine.sources.base import Pacer
+from engine.sources.convert import to_bgr8
+from engine.sources.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+    ".gif", ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".mjpeg", ".mjpg", ".y4m",
+})
+DEFAULT_FPS = 30.0  # used when the container does not state a usable rate
+
+
+def check_readable_file(path: Path, what: str) -> None:
+    """Raise SourceError unless `path` is an existing, readable, non-empty regular file."""
+    if not path.exists():
+        raise SourceError(f"no such file: {path}")
+    if not path.is_file():
+        raise SourceError(f"not a {what} file: {path}")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"cannot read {what} file (permission denied): {path}")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{what} file is empty (0 bytes): {path}")
+
+
+class VideoSource:
+    """Frames of a video file in order.
+
+    loop: rewind at the end instead of ending (read() then never returns None until closed).
+    realtime: pace delivery to the file's frame rate.
+    """
+
+    def __init__(self, path: str | Path, *, loop: bool = False, realtime: bool = False) -> None:
+        self._path = Path(path)
+        self._loop = loop
+        self._realtime = realtime
+        self._cap: cv2.VideoCapture | None = None
+        self._pending: np.ndarray | None = None
+        self._fps = DEFAULT_FPS
+        self._frame_count = 0
+        self._index = 0
+        self._loops = 0
+        self._pacer = Pacer(self._fps)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._noted = False
+
+    @property
+    def source_id(self) -> str:
+        return str(self._path)
+
+    @property
+    def nominal_fps(self) -> float:
+        return self._fps
+
+    @property
+    def is_live(self) -> bool:
+        return False
+
+    def open(self) -> None:
+        check_readable_file(self._path, "video")
+        cap = cv2.VideoCapture(str(self._path), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open video (corrupt or unsupported format): {self._path}")
+        ok, image = cap.read()
+        if not ok or image is None or image.size == 0:
+            cap.release()
+            raise SourceError(f"video has no decodable frames: {self._path}")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+            log.info("video %s states no usable frame rate (%r); assuming %.0f fps", self._path, fps, DEFAULT_FPS)
+            fps = DEFAULT_FPS
+        self._fps = fps
+        self._frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        self._cap, self._pending = cap, image
+        self._index, self._loops = 0, 0
+        self._pacer = Pacer(fps)
+        self._stop.clear()
+        log.info("opened video %s: %dx%d, %.3g fps, %d frames", self._path, image.shape[1], image.shape[0],
+                 fps, self._frame_count)
+
+    def _rewind(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        """First frame again; reopening is the fallback for containers that cannot seek."""
+        if not cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            cap.release()
+            cap = cv2.VideoCapture(str(self._path), cv2.CAP_FFMPEG)
+            self._cap = cap
+        ok, image = cap.read()
+        return image if ok else None
+
+    def _grab(self) -> np.ndarray | None:
+        cap = self._cap
+        if cap is None:
+            return None
+        if self._pending is not None:
+            image, self._pending = self._pending, None
+            return image
+        ok, image = cap.read()
+        if ok and image is not None:
+            return image
+        if not self._loop:
+            log.info("video %s ended after %d frames", self._path, self._index)
+            return None
+        image = self._rewind(cap)
+        if image is None:
+            log.warning("video %s could not be rewound; ending", self._path)
+            return None
+        self._loops += 1
+        return image
+
+    def read(self) -> Frame | None:
+        with self._lock:
+            if self._stop.is_set():
+                return None
+            image = self._grab()
+        if image is None:
+            return None
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            image, notes = to_bgr8(image)
+            if notes and not self._noted:
+                self._noted = True
+                log.info("video %s: %s", self._path, ", ".join(notes))
+        if self._realtime:
+            self._pacer.wait(self._stop.wait)
+            if self._stop.is_set():
+                return None
+        frame = Frame(image=np.ascontiguousarray(image), index=self._index, t_capture=time.monotonic(),
+                      source_id=self.source_id)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:  # waits for a read in progress (bounded by one decode)
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
+            self._pending = None
+
+    def info(self) -> dict[str, Any]:
+        return {"kind": "video", "path": str(self._path), "fps": self._fps, "frame_count": self._frame_count,
+                "position": self._index, "loops": self._loops, "loop": self._loop, "realtime": self._realtime}
