@@ -48,6 +48,7 @@ class _ResultWriter:
         self.stage_hits: dict[str, int] = {}
         self.fit_rmse: dict[str, list[float]] = {}
         self.timings: dict[str, list[float]] = {}
+        self.detections: dict[str, int] = {}
 
     def __call__(self, fr: FrameResult) -> None:
         self._jsonl.write(json.dumps(fr.to_json(), separators=(",", ":")) + "\n")
@@ -59,6 +60,11 @@ class _ResultWriter:
                 rmse = getattr(result, "fit_rmse_px", None)
                 if rmse is not None and np.isfinite(rmse):
                     self.fit_rmse.setdefault(name, []).append(float(rmse))
+        perception = fr.get("perception")
+        if perception is not None:
+            for key in ("face_landmarks", "pose_landmarks"):
+                if getattr(perception, key) is not None:
+                    self.detections[key] = self.detections.get(key, 0) + 1
         image = draw_frame_result(fr)
         draw_hud(image, [f"frame {fr.frame.index}"] +
                  [f"{k} {v:.1f} ms" for k, v in fr.timings_ms.items()])
@@ -146,6 +152,7 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
         "median_ms": {k: round(float(np.median(v)), 3) for k, v in writer.timings.items()},
         "stage_errors": stats.stage_errors,
         "frames_with_result": writer.stage_hits,
+        "frames_with_detection": writer.detections,
         "median_fit_rmse_px": {k: round(float(np.median(v)), 3) for k, v in writer.fit_rmse.items()},
         "p95_fit_rmse_px": {k: round(float(np.percentile(v, 95)), 3) for k, v in writer.fit_rmse.items()},
         "source_error": stats.source_error,
