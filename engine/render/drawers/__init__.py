@@ -1,0 +1,1 @@
+"""GL drawers, one job each: textured quads, text labels, image-space overlays, lit meshes."""

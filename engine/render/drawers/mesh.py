@@ -1,0 +1,79 @@
+"""Lit triangle meshes in 3D (Phong or matcap), with an optional wireframe on top."""
+from __future__ import annotations
+
+import numpy as np
+from OpenGL import GL
+
+from engine.render.geometry import vertex_normals
+from engine.render.gl_objects import ShaderProgram, VertexArray
+
+_SHADING = {"phong": 0, "matcap": 1}
+
+
+class MeshDrawer:
+    """Draws camera-space meshes; each named `slot` ("face", "body") keeps its own buffers."""
+
+    def __init__(self) -> None:
+        self._program = ShaderProgram("mesh")
+        self._lines = ShaderProgram("lines")
+        self._slots: dict[str, VertexArray] = {}
+
+    def draw(self, slot: str, vertices: np.ndarray, faces: np.ndarray, model_view: np.ndarray,
+             projection: np.ndarray, albedo: tuple[float, float, float], shading: str = "phong",
+             wireframe: bool = False, depth_bias: float = 0.0) -> None:
+        """vertices: (V, 3) float32 camera space (metres); faces: (F, 3) ints.
+        model_view: (4, 4) camera space -> GL view space (see transforms.orbit_view).
+        depth_bias > 0 pulls this mesh towards the viewer where it overlaps another (the face
+        fit drawn on the body's head)."""
+        if len(vertices) == 0 or len(faces) == 0:
+            return
+        vao = self._slots.get(slot)
+        if vao is None:
+            vao = self._slots[slot] = VertexArray(with_normals=True, with_indices=True)
+        vao.set_positions(vertices, vertex_normals(vertices, faces))
+        vao.set_indices(np.asarray(faces))
+        GL.glEnable(GL.GL_DEPTH_TEST)
+        # With a wireframe on top, the fill is pushed back a little so the lines, drawn at
+        # the surface's true depth, win the depth test instead of z-fighting with it.
+        offset = (1.0 if wireframe else 0.0) - depth_bias
+        GL.glEnable(GL.GL_POLYGON_OFFSET_FILL)
+        GL.glPolygonOffset(offset, offset)
+        self._program.use()
+        self._program.set_mat4("u_model_view", model_view)
+        self._program.set_mat4("u_projection", projection)
+        self._program.set_vec3("u_albedo", albedo)
+        self._program.set_int("u_shading", _SHADING.get(shading, 0))
+        vao.bind()
+        GL.glDrawElements(GL.GL_TRIANGLES, vao.index_count, GL.GL_UNSIGNED_INT, None)
+        GL.glDisable(GL.GL_POLYGON_OFFSET_FILL)
+        if wireframe:
+            self._draw_wireframe(vao, projection @ model_view, depth_bias)
+        GL.glBindVertexArray(0)
+
+    def _draw_wireframe(self, vao: VertexArray, mvp: np.ndarray, depth_bias: float) -> None:
+        GL.glEnable(GL.GL_POLYGON_OFFSET_LINE)
+        GL.glPolygonOffset(-depth_bias, -depth_bias)
+        GL.glDepthFunc(GL.GL_LEQUAL)
+        GL.glPolygonMode(GL.GL_FRONT_AND_BACK, GL.GL_LINE)
+        GL.glEnable(GL.GL_BLEND)
+        GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
+        self._lines.use()
+        self._lines.set_mat4("u_mvp", mvp)
+        self._lines.set_vec4("u_color", (0.05, 0.05, 0.08, 0.55))
+        GL.glDrawElements(GL.GL_TRIANGLES, vao.index_count, GL.GL_UNSIGNED_INT, None)
+        GL.glPolygonMode(GL.GL_FRONT_AND_BACK, GL.GL_FILL)
+        GL.glDisable(GL.GL_POLYGON_OFFSET_LINE)
+        GL.glDisable(GL.GL_BLEND)
+        GL.glDepthFunc(GL.GL_LESS)
+
+    def buffer_allocations(self) -> int:
+        """Total GL buffer (re)allocations so far, for checks that steady frames allocate none."""
+        return sum(b.allocations for s in self._slots.values()
+                   for b in (s.positions, s.normals, s.indices) if b is not None)
+
+    def close(self) -> None:
+        for slot in self._slots.values():
+            slot.close()
+        self._slots.clear()
+        self._program.close()
+        self._lines.close()

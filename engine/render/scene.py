@@ -1,0 +1,242 @@
+"""SceneRenderer: turns one FrameResult into pixels in the current OpenGL framebuffer.
+
+The same object draws in the Qt viewport (QOpenGLWidget's context, its framebuffer bound)
+and headless (engine.render.headless, an EGL context and an FBO). It never binds a
+framebuffer itself and re-fills its GL buffers and textures in place from frame to frame.
+
+Views (ViewSettings.mode):
+- "overlay": the camera image, letterboxed, with landmarks as point splats, the fitted face
+  mesh as a wireframe and the body skeleton as lines, all in image pixels.
+- "mesh": face and body meshes in 3D from an orbit camera (Phong or matcap, wireframe).
+- "volume": one of the VolumeResult's colour/normal images, the one nearest a chosen yaw.
+- "split": overlay on the left, mesh on the right.
+A view whose stage is off, failed, or found nothing shows a placeholder saying so.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+from OpenGL import GL
+
+from engine.camera import PinholeCamera
+from engine.frame import Frame
+from engine.render.drawers.mesh import MeshDrawer
+from engine.render.drawers.overlay import OverlayDrawer
+from engine.render.drawers.quad import QuadDrawer
+from engine.render.drawers.text import TextDrawer
+from engine.render.geometry import bbox_center
+from engine.render.gl_objects import DynamicTexture
+from engine.render.topology import MEDIAPIPE_POSE_EDGES
+from engine.render.transforms import (Rect, fit_rect, image_to_ndc, orbit_view, perspective,
+                                      split_rect, vertical_fov)
+from engine.render.view import ViewSettings
+
+log = logging.getLogger(__name__)
+
+FACE_POINT_COLOR = (0.2, 1.0, 0.4, 0.9)
+POSE_POINT_COLOR = (1.0, 0.55, 0.1, 1.0)
+FACE_WIRE_COLOR = (0.3, 0.85, 1.0, 0.35)
+SKELETON_COLOR = (1.0, 0.85, 0.2, 0.95)
+FACE_ALBEDO = (0.85, 0.66, 0.55)
+BODY_ALBEDO = (0.55, 0.62, 0.75)
+POSE_VISIBILITY_MIN = 0.5
+
+# What the placeholder says when a stage ran but returned None.
+_NOT_FOUND = {"perception": "no person found", "face": "no face found",
+              "body": "no body found", "volume": "no volume result"}
+
+
+class FrameResultLike(Protocol):
+    """What the renderer reads of engine.pipeline.FrameResult."""
+
+    frame: Frame
+    results: Mapping[str, Any]
+    timings_ms: Mapping[str, float]
+    errors: Mapping[str, str]
+
+
+def stage_placeholder(frame_result: FrameResultLike, stage: str) -> str | None:
+    """Why `stage` has nothing to draw ("face stage off", "no body found", "volume stage
+    failed"), or None when it has a result."""
+    if stage in frame_result.errors:
+        return f"{stage} stage failed"
+    if stage not in frame_result.results:
+        return f"{stage} stage off"
+    if frame_result.results[stage] is None:
+        return _NOT_FOUND.get(stage, f"no {stage} result")
+    return None
+
+
+def nearest_index(angles_deg: np.ndarray, target_deg: float) -> int:
+    """Index of the angle in (N,) `angles_deg` closest to `target_deg`, modulo 360."""
+    diff = (np.asarray(angles_deg, np.float64) - target_deg + 180.0) % 360.0 - 180.0
+    return int(np.argmin(np.abs(diff)))
+
+
+class SceneRenderer:
+    """Draws FrameResults with OpenGL 3.3 core. Call `initialize()` once with the GL context
+    current, then `render()` per paint, and `close()` (context current) when done."""
+
+    def __init__(self) -> None:
+        self._ready = False
+        self._frame_key: tuple[str, int] | None = None
+        self._frame_image: np.ndarray | None = None
+        self._volume_source: Any = None
+        self._volume_choice: tuple[int, str] | None = None
+
+    def initialize(self) -> None:
+        self.quad = QuadDrawer()
+        self.text = TextDrawer(self.quad)
+        self.overlay = OverlayDrawer()
+        self.mesh = MeshDrawer()
+        self.frame_texture = DynamicTexture()
+        self.volume_texture = DynamicTexture()
+        self._ready = True
+        log.debug("scene renderer on %s", GL.glGetString(GL.GL_RENDERER))
+
+    def gpu_allocations(self) -> int:
+        """GL buffer and texture storage (re)allocations so far; steady frames add none."""
+        return (self.overlay.buffer_allocations() + self.mesh.buffer_allocations()
+                + self.frame_texture.allocations + self.volume_texture.allocations)
+
+    def render(self, frame_result: FrameResultLike | None, view: ViewSettings, width: int, height: int) -> None:
+        """Draw into the currently bound framebuffer, whose size is `width` x `height` pixels."""
+        if not self._ready:
+            raise RuntimeError("SceneRenderer.initialize() must run in a current GL context first")
+        full = Rect(0, 0, int(width), int(height))
+        GL.glDisable(GL.GL_SCISSOR_TEST)
+        GL.glViewport(0, 0, full.width, full.height)
+        GL.glClearColor(*view.background, 1.0)
+        GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+        if frame_result is None:
+            self._placeholder(["waiting for frames"], full)
+        elif view.mode == "overlay":
+            self._overlay(frame_result, view, full)
+        elif view.mode == "mesh":
+            self._mesh(frame_result, view, full)
+        elif view.mode == "volume":
+            self._volume(frame_result, view, full)
+        elif view.mode == "split":
+            left, right = split_rect(full)
+            self._overlay(frame_result, view, left)
+            self._mesh(frame_result, view, right)
+        else:
+            raise ValueError(f"unknown view mode {view.mode!r}")
+        # Leave the state Qt's painter (and the next render) expects.
+        GL.glViewport(0, 0, full.width, full.height)
+        GL.glDisable(GL.GL_DEPTH_TEST)
+        GL.glBindVertexArray(0)
+        GL.glUseProgram(0)
+
+    # -- views ---------------------------------------------------------------------------
+
+    def _overlay(self, fr: FrameResultLike, view: ViewSettings, rect: Rect) -> None:
+        image = fr.frame.image
+        h, w = image.shape[:2]
+        self._upload_frame(fr.frame)
+        inner = fit_rect(rect, w, h)
+        GL.glViewport(inner.x, inner.y, inner.width, inner.height)
+        self.quad.draw(self.frame_texture)
+        mvp = image_to_ndc(w, h)
+        face, body, perception = (fr.results.get(k) for k in ("face", "body", "perception"))
+        if view.show_face_mesh and face is not None:
+            self.overlay.draw_wireframe("face_wire", face.vertices_image, face.triangles, mvp, FACE_WIRE_COLOR)
+        if view.show_skeleton:
+            self._skeleton(body, perception, mvp)
+        if view.show_landmarks and perception is not None:
+            point_px = view.point_size_px * max(inner.width / w, 0.5)
+            if perception.face_landmarks is not None:
+                self.overlay.draw_points("face_points", perception.face_landmarks[:, :2], mvp,
+                                         FACE_POINT_COLOR, max(2.0, 0.6 * point_px))
+            if perception.pose_landmarks is not None:
+                self.overlay.draw_points("pose_points", perception.pose_landmarks[:, :2], mvp,
+                                         POSE_POINT_COLOR, point_px * 1.5)
+
+    def _skeleton(self, body: Any, perception: Any, mvp: np.ndarray) -> None:
+        """Body fit keypoints when the body stage has a result, else mediapipe's pose."""
+        if body is not None:
+            points, visible = body.keypoints_2d, np.asarray(body.keypoint_visible, bool)
+        elif perception is not None and perception.pose_landmarks is not None:
+            points = perception.pose_landmarks[:, :2]
+            vis = perception.pose_visibility
+            visible = np.ones(len(points), bool) if vis is None else vis >= POSE_VISIBILITY_MIN
+        else:
+            return
+        edges = MEDIAPIPE_POSE_EDGES[(MEDIAPIPE_POSE_EDGES < len(points)).all(axis=1)]
+        edges = edges[visible[edges[:, 0]] & visible[edges[:, 1]]]
+        self.overlay.draw_lines("skeleton", points, edges, mvp, SKELETON_COLOR)
+
+    def _mesh(self, fr: FrameResultLike, view: ViewSettings, rect: Rect) -> None:
+        GL.glViewport(rect.x, rect.y, rect.width, rect.height)
+        face, body = fr.results.get("face"), fr.results.get("body")
+        meshes = []
+        if view.show_body and body is not None:
+            meshes.append(("body", body.vertices, body.faces, BODY_ALBEDO, 0.0))
+        if view.show_face and face is not None:
+            meshes.append(("face", face.vertices_camera, face.triangles, FACE_ALBEDO, 2.0))
+        if not meshes:
+            wanted = [s for s, on in (("face", view.show_face), ("body", view.show_body)) if on]
+            self._placeholder([stage_placeholder(fr, s) or f"{s} hidden" for s in wanted] or ["no mesh selected"], rect)
+            return
+        bounds = np.concatenate([np.stack([v.min(axis=0), v.max(axis=0)]) for _, v, *_ in meshes])
+        target = bbox_center(bounds)
+        base_distance = float(np.linalg.norm(target)) if np.linalg.norm(target) > 1e-3 else 1.0
+        distance = base_distance * view.orbit.distance
+        model_view = orbit_view(target, view.orbit.yaw_deg, view.orbit.pitch_deg, distance)
+        projection = perspective(self._fovy(fr, view, rect), rect.aspect, max(1e-3, 0.05 * distance),
+                                 20.0 * distance + 10.0)
+        for slot, vertices, faces, albedo, bias in meshes:
+            self.mesh.draw(slot, vertices, faces, model_view, projection, albedo, view.shading,
+                           view.wireframe, depth_bias=bias)
+
+    @staticmethod
+    def _fovy(fr: FrameResultLike, view: ViewSettings, rect: Rect) -> float:
+        """Vertical FOV (radians) that shows at least the input camera's frustum in `rect`,
+        so the default orbit lines the meshes up with the camera image."""
+        h, w = fr.frame.image.shape[:2]
+        body = fr.results.get("body")
+        focal = float(body.camera_focal_px) if body is not None and body.camera_focal_px > 0 \
+            else PinholeCamera.from_fov(w, h, view.hfov_deg).focal_px
+        fovy_image = 2.0 * math.atan(0.5 * h / focal)
+        hfov_image = math.degrees(2.0 * math.atan(0.5 * w / focal))
+        return max(fovy_image, vertical_fov(hfov_image, rect.aspect))
+
+    def _volume(self, fr: FrameResultLike, view: ViewSettings, rect: Rect) -> None:
+        volume = fr.results.get("volume")
+        if volume is None or len(volume.yaw_deg) == 0:
+            self._placeholder([stage_placeholder(fr, "volume") or "volume result is empty"], rect)
+            return
+        index = nearest_index(volume.yaw_deg, view.volume_yaw_deg)
+        choice = (index, view.volume_channel)
+        if volume is not self._volume_source or choice != self._volume_choice:
+            images = volume.normal if view.volume_channel == "normal" else volume.color
+            self.volume_texture.upload(images[index])
+            self._volume_source, self._volume_choice = volume, choice
+        inner = fit_rect(rect, self.volume_texture.width, self.volume_texture.height)
+        GL.glViewport(inner.x, inner.y, inner.width, inner.height)
+        self.quad.draw(self.volume_texture)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _upload_frame(self, frame: Frame) -> None:
+        # Re-rendering the same frame (orbiting, repaint) re-uses the uploaded texture.
+        key = (frame.source_id, frame.index)
+        if key != self._frame_key or frame.image is not self._frame_image:
+            self.frame_texture.upload(frame.image)
+            self._frame_key, self._frame_image = key, frame.image
+
+    def _placeholder(self, lines: list[str], rect: Rect) -> None:
+        GL.glViewport(rect.x, rect.y, rect.width, rect.height)
+        self.text.draw_centered("\n".join(lines), rect)
+
+    def close(self) -> None:
+        if not self._ready:
+            return
+        for part in (self.text, self.quad, self.overlay, self.mesh, self.frame_texture, self.volume_texture):
+            part.close()
+        self._ready = False
+        self._frame_image = None
+        self._volume_source = None

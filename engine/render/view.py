@@ -1,0 +1,64 @@
+"""What the renderer shows and from where: plain frozen dataclasses (no GL, no Qt)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ViewMode = Literal["overlay", "mesh", "volume", "split"]
+Shading = Literal["phong", "matcap"]
+VolumeChannel = Literal["color", "normal"]
+
+VIEW_MODES: tuple[str, ...] = ("overlay", "mesh", "volume", "split")
+
+
+@dataclass(frozen=True)
+class OrbitCamera:
+    """The virtual camera of the mesh view, orbiting the centre of the shown meshes.
+
+    yaw_deg: rotation about the vertical axis; 0 = the input camera's side, positive moves
+        the eye to the viewer's right. pitch_deg: elevation, positive = from above,
+        clamped to (-89, 89).
+    distance: distance to the centre relative to the input camera's (1 = as far as the
+        input camera; < 1 zooms in).
+    """
+
+    yaw_deg: float = 0.0
+    pitch_deg: float = 0.0
+    distance: float = 1.0
+
+    def orbited(self, d_yaw: float, d_pitch: float) -> "OrbitCamera":
+        pitch = min(89.0, max(-89.0, self.pitch_deg + d_pitch))
+        yaw = (self.yaw_deg + d_yaw + 180.0) % 360.0 - 180.0
+        return OrbitCamera(yaw, pitch, self.distance)
+
+    def zoomed(self, factor: float) -> "OrbitCamera":
+        """`factor` > 1 moves closer. Distance stays within [0.1, 10]."""
+        return OrbitCamera(self.yaw_deg, self.pitch_deg, min(10.0, max(0.1, self.distance / factor)))
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How one FrameResult is drawn.
+
+    mode: "overlay" (camera image + landmarks, face wireframe, body skeleton in image space),
+        "mesh" (face/body meshes in 3D from `orbit`), "volume" (VolumeResult image nearest
+        `volume_yaw_deg`), "split" (overlay | mesh side by side).
+    hfov_deg: horizontal field of view assumed for the input camera when a result does not
+        say (the body fit's focal length wins when present).
+    background: (r, g, b) in [0, 1] for areas outside the image and the 3D views.
+    """
+
+    mode: ViewMode = "overlay"
+    orbit: OrbitCamera = field(default_factory=OrbitCamera)
+    shading: Shading = "phong"
+    wireframe: bool = False
+    show_landmarks: bool = True
+    show_face_mesh: bool = True
+    show_skeleton: bool = True
+    show_face: bool = True
+    show_body: bool = True
+    volume_yaw_deg: float = 0.0
+    volume_channel: VolumeChannel = "color"
+    hfov_deg: float = 60.0
+    point_size_px: float = 4.0
+    background: tuple[float, float, float] = (0.08, 0.08, 0.1)
