@@ -268,12 +268,8 @@ class CameraSource:
         self._stop.set()
         # A read blocked in the driver holds the lock; it releases the device itself on return.
         if self._lock.acquire(timeout=CLOSE_LOCK_TIMEOUT_S):
-            try:
-                dev, self._dev = self._dev, None
-            finally:
-                self._lock.release()
-            if dev is not None:
-                dev.release()
+            self._lock.release()
+            self._release()
         self._set_state("closed")
 
     def info(self) -> dict[str, Any]:
