@@ -95,10 +95,12 @@ class Pipeline:
     source: an object with `read() -> Frame | None` (None = ended) and `close()`.
     lossless: block capture until the worker took the previous frame (offline runs over a
         file: every frame processed, none dropped). Live sources use latest-wins.
+    owns_stages: close the stages when the pipeline stops (False when the caller keeps its
+        loaded models for the next source, as the GUI does).
     """
 
     def __init__(self, source: Any, stages: Sequence[Stage], *, lossless: bool = False,
-                 window: int = 100) -> None:
+                 owns_stages: bool = True, window: int = 100) -> None:
         self.source = source
         self.stages = list(stages)
         self._slot: LatestSlot[Frame] = LatestSlot(block=lossless)
@@ -115,7 +117,7 @@ class Pipeline:
         self.frames_read = 0
         self.frames_processed = 0
         self.source_error: str | None = None
-        self._stages_closed = False
+        self._stages_closed = not owns_stages
 
     # -- consumers ---------------------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:

@@ -1,0 +1,206 @@
+"""The controls dock: stage toggles, back-ends, device, smoothing, outputs, model info.
+
+Widgets write to the AppSettings model and listen to its events (napari style): the
+model never knows about the widgets, and signals are blocked while syncing so updates
+never loop.
+"""
+from __future__ import annotations
+
+import logging
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDockWidget, QDoubleSpinBox,
+                             QFormLayout, QGroupBox, QHeaderView, QLineEdit, QMessageBox,
+                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from engine.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+# back-end choice -> manifest models that must be installed for it
+BACKEND_MODELS = {
+    "face": {"auto": (), "anny": (), "bfm": ("bfm",), "tddfa": ("tddfa-mb05", "bfm")},
+    "body": {"auto": (), "anny": (), "hmr": ("spin", "smpl")},
+    "volume": {"auto": (), "field": (), "pifu": ("pifu-netg",)},
+}
+
+
+def model_states() -> dict[str, str]:
+    """manifest name -> installed | missing | corrupt (empty when the manager is absent)."""
+    try:
+        from engine.weights.manifest import load_manifest
+        from engine.weights.store import model_status
+    except ImportError as exc:
+        log.warning("model manager unavailable: %s", exc)
+        return {}
+    return {entry.name: model_status(entry.name).state for entry in load_manifest()}
+
+
+class ControlsDock(QDockWidget):
+    restart_requested = pyqtSignal()  # stage/back-end/device change: rebuild the pipeline
+    outputs_changed = pyqtSignal()
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__("Controls", parent)
+        self.setObjectName("controls-dock")
+        self.settings = settings
+        body = QWidget(self)
+        layout = QVBoxLayout(body)
+        layout.addWidget(self._stages_box())
+        layout.addWidget(self._backends_box())
+        layout.addWidget(self._view_box())
+        layout.addWidget(self._outputs_box())
+        about = QPushButton("About models…")
+        about.clicked.connect(self.show_models)
+        layout.addWidget(about)
+        layout.addStretch(1)
+        self.setWidget(body)
+
+    # -- groups -----------------------------------------------------------------------
+    def _stages_box(self) -> QGroupBox:
+        box = QGroupBox("Stages")
+        form = QVBoxLayout(box)
+        self.stage_checks: dict[str, QCheckBox] = {}
+        for name in ("face", "body", "volume"):
+            check = QCheckBox(name)
+            check.setChecked(self.settings.stages.get(name, False))
+            check.toggled.connect(lambda on, n=name: self._set_stage(n, on))
+            form.addWidget(check)
+            self.stage_checks[name] = check
+        self.settings.events.stages.connect(self._sync_stages)
+        return box
+
+    def _set_stage(self, name: str, on: bool) -> None:
+        stages = dict(self.settings.stages)
+        stages[name] = on
+        if stages.get("volume"):
+            stages["body"] = True  # the offline volume is built from the body fit
+        self.settings.stages = stages
+        self.restart_requested.emit()
+
+    def _sync_stages(self, stages: dict) -> None:
+        for name, check in self.stage_checks.items():
+            check.blockSignals(True)
+            check.setChecked(bool(stages.get(name)))
+            check.blockSignals(False)
+
+    def _backends_box(self) -> QGroupBox:
+        box = QGroupBox("Back-ends")
+        form = QFormLayout(box)
+        states = model_states()
+        self.backend_combos: dict[str, QComboBox] = {}
+        for stage, choices in BACKEND_MODELS.items():
+            combo = QComboBox()
+            for choice, needs in choices.items():
+                combo.addItem(choice, choice)
+                missing = [m for m in needs if states.get(m) != "installed"]
+                if missing:
+                    item = combo.model().item(combo.count() - 1)
+                    item.setEnabled(False)  # paper back-ends only with installed weights
+                    item.setToolTip(f"needs: {', '.join(missing)} (python main.py weights fetch NAME)")
+            combo.setCurrentIndex(max(0, combo.findData(getattr(self.settings, f"{stage}_backend"))))
+            combo.currentIndexChanged.connect(
+                lambda _i, s=stage, c=combo: self._set_and_restart(f"{s}_backend", c.currentData()))
+            form.addRow(stage, combo)
+            self.backend_combos[stage] = combo
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        if not _cuda_available():
+            item = self.device_combo.model().item(2)
+            item.setEnabled(False)
+            item.setToolTip("no CUDA device found: torch runs on the CPU")
+        self.device_combo.setCurrentText(self.settings.device)
+        self.device_combo.currentTextChanged.connect(lambda d: self._set_and_restart("device", d))
+        form.addRow("device", self.device_combo)
+        return box
+
+    def _view_box(self) -> QGroupBox:
+        box = QGroupBox("View")
+        form = QFormLayout(box)
+        for field, label in (("smoothing", "smoothing"), ("mirror", "mirror"), ("show_hud", "HUD")):
+            check = QCheckBox()
+            check.setChecked(getattr(self.settings, field))
+            check.toggled.connect(lambda on, f=field: self._set_field(f, on))
+            form.addRow(label, check)
+        fov = QDoubleSpinBox()
+        fov.setRange(30.0, 120.0)
+        fov.setSuffix("° hfov")
+        fov.setValue(self.settings.hfov_deg)
+        fov.valueChanged.connect(lambda v: self._set_and_restart("hfov_deg", float(v)))
+        form.addRow("camera fov", fov)
+        mode = QLineEdit(self.settings.camera_mode)
+        mode.setPlaceholderText("e.g. 1280x720@30 (empty: default)")
+        mode.editingFinished.connect(lambda: self._set_and_restart("camera_mode", mode.text().strip()))
+        form.addRow("camera mode", mode)
+        return box
+
+    def _outputs_box(self) -> QGroupBox:
+        box = QGroupBox("Outputs")
+        form = QFormLayout(box)
+        vcam = QCheckBox()
+        vcam.setChecked(self.settings.virtual_camera)
+        vcam.toggled.connect(lambda on: self._set_output("virtual_camera", on))
+        form.addRow("virtual camera", vcam)
+        mjpeg = QLineEdit(self.settings.mjpeg_address)
+        mjpeg.setPlaceholderText("127.0.0.1:8080 (empty: off)")
+        mjpeg.editingFinished.connect(lambda: self._set_output("mjpeg_address", mjpeg.text().strip()))
+        form.addRow("MJPEG stream", mjpeg)
+        return box
+
+    # -- helpers ----------------------------------------------------------------------
+    def _set_field(self, field: str, value) -> None:
+        setattr(self.settings, field, value)
+        if field == "smoothing":
+            self.restart_requested.emit()
+
+    def _set_and_restart(self, field: str, value) -> None:
+        if getattr(self.settings, field) != value:
+            setattr(self.settings, field, value)
+            self.restart_requested.emit()
+
+    def _set_output(self, field: str, value) -> None:
+        setattr(self.settings, field, value)
+        self.outputs_changed.emit()
+
+    def show_models(self) -> None:
+        ModelsDialog(self).exec()
+
+
+class ModelsDialog(QDialog):
+    """What third-party weights are installed, with their licences."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About models")
+        self.resize(760, 320)
+        layout = QVBoxLayout(self)
+        table = QTableWidget(0, 5, self)
+        table.setHorizontalHeaderLabels(["model", "back-end", "state", "licence", "note"])
+        try:
+            from engine.weights.manifest import load_manifest
+            from engine.weights.store import model_status
+
+            entries = load_manifest()
+        except Exception as exc:  # a broken manifest must not take the app down
+            QMessageBox.warning(self, "holocap", f"cannot read the model manifest: {exc}")
+            entries = []
+        table.setRowCount(len(entries) + 2)
+        rows = [("mediapipe 0.10.21 (bundled)", "perception", "installed", "Apache-2.0", "offline default"),
+                ("Anny body/head", "anny", "installed", "Apache-2.0 code, CC0 data", "offline default")]
+        for entry in entries:
+            status = model_status(entry.name)
+            rows.append((entry.name, entry.backend, status.state, entry.licence, status.message))
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                table.setItem(r, c, QTableWidgetItem(str(value)))
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        layout.addWidget(table)
+        self.table = table
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())

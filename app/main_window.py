@@ -1,0 +1,335 @@
+"""The holocap window: source picker, viewport, controls, HUD, outputs, event mode."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow,
+                             QMessageBox, QProgressDialog, QToolBar, QWidget)
+
+from app.controls import ControlsDock
+from app.qt_env import sanitize_qt_environment
+from app.session import CaptureSession
+from engine.settings import AppSettings, save_settings
+from engine.stages import StageOptions
+
+log = logging.getLogger(__name__)
+
+OPEN_FILE_ITEM = "Open file…"
+WATCHDOG_MS = 2000
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings, *, event_mode: bool = False) -> None:
+        super().__init__()
+        from app.viewport import Viewport  # imports OpenGL: only once Qt is up
+
+        self.settings = settings
+        self.session = CaptureSession(self)
+        self.viewport = Viewport(self)
+        self.viewport.set_view_mode(settings.view)
+        self.setCentralWidget(self.viewport)
+        self.setWindowTitle("holocap")
+        self.resize(1280, 800)
+        self._progress: QProgressDialog | None = None
+        self._last_index = -1
+        self.frames_shown = 0
+        self._display_times: list[float] = []
+        self.event_mode = event_mode
+        self._outputs: dict[str, Any] = {}
+        self.show_dialogs = True  # False for scripted runs (--frames): print, never block
+
+        self._build_toolbar()
+        self.controls = ControlsDock(settings, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.controls)
+        self.controls.restart_requested.connect(self.restart)
+        self.controls.outputs_changed.connect(self._sync_outputs)
+        self.status_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.status_label)
+
+        self.session.loading.connect(self._on_loading)
+        self.session.started.connect(self._on_started)
+        self.session.failed.connect(self._on_failed)
+        settings.events.view.connect(self.viewport.set_view_mode)
+
+        # Pull the newest result at display rate (never queue every frame).
+        self._display_timer = QTimer(self)
+        self._display_timer.timeout.connect(self._pull_result)
+        self._display_timer.start(15)
+        self._hud_timer = QTimer(self)
+        self._hud_timer.timeout.connect(self._update_hud)
+        self._hud_timer.start(500)
+        self._watchdog = QTimer(self)
+        self._watchdog.timeout.connect(self._check_pipeline)
+        self._watchdog.start(WATCHDOG_MS)
+
+        if settings.window_geometry:
+            self.restoreGeometry(bytes.fromhex(settings.window_geometry))
+        if event_mode:
+            self.set_ui_hidden(True)
+            self.showFullScreen()
+
+    # -- UI ------------------------------------------------------------------------------
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Source", self)
+        bar.setObjectName("source-toolbar")
+        self.addToolBar(bar)
+        self.source_combo = QComboBox(self)
+        self.source_combo.setMinimumWidth(280)
+        self.source_combo.setToolTip("Cameras by name, recent files, or open a file")
+        self.refresh_sources()
+        self.source_combo.activated.connect(self._on_source_chosen)
+        bar.addWidget(self.source_combo)
+        self.start_action = QAction("Start", self)
+        self.start_action.triggered.connect(self.toggle_running)
+        bar.addAction(self.start_action)
+        self.view_combo = QComboBox(self)
+        self.view_combo.addItems(["overlay", "mesh", "volume", "split"])
+        self.view_combo.setCurrentText(self.settings.view)
+        self.view_combo.currentTextChanged.connect(lambda v: setattr(self.settings, "view", v))
+        self.settings.events.view.connect(self._sync_view_combo)
+        bar.addWidget(QLabel(" View: "))
+        bar.addWidget(self.view_combo)
+        shot = QAction("Screenshot", self)
+        shot.setShortcut(QKeySequence("Ctrl+S"))
+        shot.triggered.connect(self._screenshot_dialog)
+        bar.addAction(shot)
+        recenter = QAction("Recenter", self)
+        recenter.setShortcut(QKeySequence("R"))
+        recenter.triggered.connect(self.viewport.reset_orbit)
+        bar.addAction(recenter)
+        toggle_ui = QAction("Hide UI", self)
+        toggle_ui.setShortcut(QKeySequence("F1"))
+        toggle_ui.triggered.connect(lambda: self.set_ui_hidden(not self._ui_hidden))
+        self.addAction(toggle_ui)
+        self._ui_hidden = False
+        self.toolbar = bar
+
+    def _sync_view_combo(self, view: str) -> None:
+        self.view_combo.blockSignals(True)  # no loop back into the settings model
+        self.view_combo.setCurrentText(view)
+        self.view_combo.blockSignals(False)
+
+    def refresh_sources(self) -> None:
+        from engine.sources.camera import list_cameras
+
+        self.source_combo.clear()
+        try:
+            cameras = list_cameras()
+        except OSError as exc:
+            log.warning("listing cameras failed: %s", exc)
+            cameras = []
+        for cam in cameras:
+            self.source_combo.addItem(f"{cam.name} (camera {cam.index})", f"camera:{cam.index}")
+        if self.settings.last_source and not self.settings.last_source.startswith("camera:"):
+            self.source_combo.addItem(Path(self.settings.last_source).name, self.settings.last_source)
+        self.source_combo.addItem("Synthetic test pattern", "synthetic")
+        self.source_combo.addItem(OPEN_FILE_ITEM, None)
+        index = self.source_combo.findData(self.settings.last_source)
+        if index >= 0:
+            self.source_combo.setCurrentIndex(index)
+
+    def set_ui_hidden(self, hidden: bool) -> None:
+        """Event mode: only the viewport; F1 brings the controls back."""
+        self._ui_hidden = hidden
+        self.toolbar.setVisible(not hidden)
+        self.statusBar().setVisible(not hidden)
+        if hasattr(self, "controls"):
+            self.controls.setVisible(not hidden)
+
+    # -- running ------------------------------------------------------------------------
+    def _on_source_chosen(self, index: int) -> None:
+        spec = self.source_combo.itemData(index)
+        if spec is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open video or image", str(Path.home()),
+                                                  "Media (*.mp4 *.avi *.mov *.mkv *.webm *.jpg *.jpeg *.png *.bmp);;All files (*)")
+            if not path:
+                return
+            spec = path
+        self.open_source(spec)
+
+    def open_source(self, spec: str) -> None:
+        self.settings.last_source = spec
+        self.restart()
+
+    def stage_options(self) -> StageOptions:
+        s = self.settings
+        return StageOptions(device=s.device, face_backend=s.face_backend, body_backend=s.body_backend,
+                            volume_backend=s.volume_backend, smoothing=s.smoothing, hfov_deg=s.hfov_deg)
+
+    def restart(self) -> None:
+        spec = self.settings.last_source
+        if not spec:
+            self.statusBar().showMessage("Choose a camera or open a file to start.")
+            return
+        names = [n for n, on in self.settings.stages.items() if on]
+        self._last_index = -1
+        self.session.start(spec, names, self.stage_options(), realtime=True, loop=True,
+                           camera_mode=self.settings.camera_mode or None)
+        self.start_action.setText("Stop")
+
+    def toggle_running(self) -> None:
+        if self.session.pipeline is not None or self.session.loading_in_progress:
+            self.session.stop()
+            self.start_action.setText("Start")
+        else:
+            self.restart()
+
+    def _on_loading(self, message: str) -> None:
+        if self._progress is None:
+            self._progress = QProgressDialog(message, None, 0, 0, self)
+            self._progress.setWindowTitle("holocap — loading")
+            self._progress.setWindowModality(Qt.WindowModality.WindowModal)
+            self._progress.setMinimumDuration(300)
+        self._progress.setLabelText(message)
+        self.statusBar().showMessage(message)
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def _on_started(self, source_id: str) -> None:
+        self._close_progress()
+        self.statusBar().showMessage(f"running: {source_id}", 5000)
+
+    def _on_failed(self, message: str) -> None:
+        self._close_progress()
+        self.start_action.setText("Start")
+        log.warning("start failed: %s", message)
+        if self.show_dialogs and not self.event_mode:
+            QMessageBox.critical(self, "holocap", message)
+        self.statusBar().showMessage(message)
+
+    def _check_pipeline(self) -> None:
+        """Watchdog: a pipeline that stopped without the user asking is restarted
+        (a crashed source in a live demo), after its error was reported."""
+        pipeline = self.session.pipeline
+        if pipeline is None or self.session.user_stopped or pipeline.running:
+            return
+        if pipeline.stats().source_error:
+            log.warning("pipeline stopped (%s): restarting", pipeline.stats().source_error)
+            self.restart()
+
+    # -- display ------------------------------------------------------------------------
+    def _pull_result(self) -> None:
+        fr = self.session.latest()
+        if fr is None or fr.frame.index == self._last_index:
+            return
+        self._last_index = fr.frame.index
+        self.viewport.set_frame_result(fr)
+        self.frames_shown += 1
+        now = time.monotonic()
+        self._display_times = [t for t in self._display_times[-60:] if now - t < 2.0] + [now]
+        if self._outputs:
+            image = self.viewport.grab_image()
+            for output in self._outputs.values():
+                output.send(image, fr.frame.index, fr.frame.t_capture)
+
+    def _update_hud(self) -> None:
+        stats = self.session.stats()
+        if stats is None:
+            return
+        hud = {
+            "capture fps": stats.capture_fps,
+            "process fps": stats.process_fps,
+            "render fps": self.viewport.render_fps,
+            "dropped": stats.frames_dropped,
+            "latency ms": stats.latency_ms,
+            **{f"{k} ms": v for k, v in stats.stage_ms.items()},
+        }
+        self.viewport.set_hud_stats(hud if self.settings.show_hud else {})
+        device = self.settings.device
+        self.status_label.setText(f"device: {device} | frames {stats.frames_processed} | dropped {stats.frames_dropped}")
+
+    def _sync_outputs(self) -> None:
+        """Start/stop the virtual camera and MJPEG server to match the settings."""
+        from engine.outputs.mjpeg import MjpegServer, parse_host_port
+        from engine.outputs.virtual_camera import VirtualCameraOutput
+
+        wanted = {"vcam": self.settings.virtual_camera, "mjpeg": bool(self.settings.mjpeg_address)}
+        for key, on in wanted.items():
+            if not on and key in self._outputs:
+                self._outputs.pop(key).close()
+            elif on and key not in self._outputs:
+                try:
+                    if key == "vcam":
+                        output = VirtualCameraOutput()
+                    else:
+                        host, port = parse_host_port(self.settings.mjpeg_address)
+                        output = MjpegServer(host=host, port=port)
+                    output.start()
+                except Exception as exc:  # no virtual camera device etc.: tell the user how to fix it
+                    log.warning("output %s failed: %s", key, exc)
+                    if self.show_dialogs:
+                        QMessageBox.warning(self, "holocap output", str(exc))
+                    setattr(self.settings, "virtual_camera" if key == "vcam" else "mjpeg_address",
+                            False if key == "vcam" else "")
+                    continue
+                self._outputs[key] = output
+
+    def _screenshot_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "holocap.png", "PNG (*.png)")
+        if path:
+            self.save_screenshot(Path(path))
+
+    def save_screenshot(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.grab().save(str(path))
+        log.info("screenshot saved to %s", path)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.settings.window_geometry = bytes(self.saveGeometry()).hex()
+        for output in self._outputs.values():
+            output.close()
+        self._outputs.clear()
+        self.session.close()
+        save_settings(self.settings)
+        super().closeEvent(event)
+
+
+def run_gui(args, settings: AppSettings) -> int:
+    """Open the window; with --frames N, process N frames, optionally --screenshot, exit."""
+    sanitize_qt_environment()
+    app = QApplication.instance() or QApplication([])
+    app.setApplicationName("holocap")
+    if getattr(args, "view", None):
+        settings.view = args.view
+    if getattr(args, "stages", None):
+        wanted = {s.strip() for s in args.stages.split(",")}
+        settings.stages = {name: name in wanted or name == "perception" for name in settings.stages}
+    window = MainWindow(settings, event_mode=bool(getattr(args, "event_mode", False)))
+    frames = getattr(args, "frames", None)
+    window.show_dialogs = not frames
+    if not window.event_mode:
+        window.show()
+    source = getattr(args, "source", None) or (settings.last_source if window.event_mode else None)
+    if source:
+        # Fail fast on bad input with a dialog-free message when scripted (--frames).
+        window.open_source(source)
+    status = {"code": 0}
+    if frames:
+        def check_done() -> None:
+            if window.frames_shown >= frames:
+                shot = getattr(args, "screenshot", None)
+                if shot:
+                    window.viewport.update()
+                    QApplication.processEvents()
+                    window.save_screenshot(Path(shot))
+                window.close()
+        timer = QTimer(window)
+        timer.timeout.connect(check_done)
+        timer.start(50)
+
+        def on_failed(message: str) -> None:
+            print(f"holocap: {message}", file=sys.stderr)
+            status["code"] = 2
+            window.close()
+        window.session.failed.connect(on_failed)
+    app.exec()
+    return status["code"]

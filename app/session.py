@@ -1,0 +1,138 @@
+"""The capture session behind the window: source + stages + pipeline, off the GUI thread.
+
+Opening a source and building stages (model loading) happen on a background thread with
+progress messages; the pipeline itself runs on its own threads. The window pulls the
+newest FrameResult on its timer (`latest()`), so nothing is queued per frame.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from typing import Any
+
+from PyQt6.QtCore import QObject, pyqtSignal
+
+from engine.pipeline import FrameResult, Pipeline
+from engine.stage import Stage
+from engine.stages import StageOptions, resolve_stage_names
+
+log = logging.getLogger(__name__)
+
+
+class CaptureSession(QObject):
+    """Signals are emitted from worker threads; Qt queues them to the GUI thread."""
+
+    loading = pyqtSignal(str)  # progress message while models load
+    started = pyqtSignal(str)  # source id
+    stopped = pyqtSignal()
+    failed = pyqtSignal(str)  # one-line message for a dialog
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._pipeline: Pipeline | None = None
+        self._source: Any = None
+        self._stages: dict[str, Stage] = {}  # built once, reused across sources and toggles
+        self._stage_key: dict[str, StageOptions] = {}
+        self._loader: threading.Thread | None = None
+        self.source_spec = ""
+        self.user_stopped = True
+
+    # -- control -----------------------------------------------------------------------
+    def start(self, source_spec: str, stage_names: list[str], options: StageOptions,
+              realtime: bool = True, loop: bool = True, camera_mode: str | None = None) -> None:
+        """Stop what runs, then open the source and build stages on a background thread."""
+        self.stop()
+        self.user_stopped = False
+        self.source_spec = source_spec
+        self._loader = threading.Thread(
+            target=self._load_and_run, name="holocap-loader", daemon=True,
+            args=(source_spec, stage_names, options, realtime, loop, camera_mode))
+        self._loader.start()
+
+    def _load_and_run(self, spec: str, names: list[str], options: StageOptions, realtime: bool,
+                      loop: bool, camera_mode: str | None) -> None:
+        from engine.sources.factory import open_source
+
+        try:
+            self.loading.emit(f"opening {spec}…")
+            source = open_source(spec, loop=loop, camera_mode=camera_mode or None, realtime=realtime)
+            static = type(source).__name__.lower().startswith("image")
+            options = replace(options, static_images=static,
+                              on_progress=lambda message: self.loading.emit(message))
+            stages = self._stages_for(resolve_stage_names(names), options)
+        except Exception as exc:  # shown to the user as a dialog; details in the log
+            log.warning("could not start %s: %s", spec, exc, exc_info=not _is_user_error(exc))
+            self.failed.emit(str(exc) if _is_user_error(exc) else f"{type(exc).__name__}: {exc}")
+            return
+        pipeline = Pipeline(source, stages, lossless=False, owns_stages=False)
+        with self._lock:
+            self._pipeline, self._source = pipeline, source
+        pipeline.start()
+        self.started.emit(getattr(source, "source_id", spec))
+
+    def _stages_for(self, names: list[str], options: StageOptions) -> list[Stage]:
+        """Reuse stages built with the same options (models stay loaded); reset them for
+        the new source; build the missing ones."""
+        stages = []
+        for name in names:
+            key = replace(options, on_progress=None)
+            stage = self._stages.get(name)
+            if stage is not None and self._stage_key.get(name) == key:
+                stage.reset()
+            else:
+                if stage is not None:
+                    stage.close()
+                stage = _build_one(name, options)
+                self._stages[name], self._stage_key[name] = stage, key
+            stages.append(stage)
+        return stages
+
+    def stop(self) -> None:
+        with self._lock:
+            pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.stop()
+            # Stages are kept for reuse; the source is closed by stop().
+            self.stopped.emit()
+        self.user_stopped = True
+
+    def close(self) -> None:
+        self.stop()
+        for stage in self._stages.values():
+            try:
+                stage.close()
+            except Exception:
+                log.exception("closing stage %s failed", stage.name)
+        self._stages.clear()
+
+    # -- state -------------------------------------------------------------------------
+    def latest(self) -> FrameResult | None:
+        pipeline = self._pipeline
+        return pipeline.latest() if pipeline is not None else None
+
+    def stats(self):
+        pipeline = self._pipeline
+        return pipeline.stats() if pipeline is not None else None
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return self._pipeline
+
+    @property
+    def loading_in_progress(self) -> bool:
+        return self._loader is not None and self._loader.is_alive()
+
+
+def _build_one(name: str, options: StageOptions) -> Stage:
+    from engine.stages import BUILDERS
+
+    return BUILDERS[name](options)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from engine.sources.errors import SourceError
+    from engine.stages import StageBuildError
+
+    return isinstance(exc, (SourceError, StageBuildError))
