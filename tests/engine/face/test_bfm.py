@@ -120,3 +120,13 @@ def test_reconstruction_by_hand(synthetic):
     np.testing.assert_allclose(img[:, 0], crop[:, 0] - 1, atol=1e-4)
     np.testing.assert_allclose(img[:, 1], 120 - crop[:, 1], atol=1e-4)
     np.testing.assert_allclose(img[:, 2], crop[:, 2] - crop[:, 2].min(), atol=1e-4)
+
+
+def test_tri_pkl_beside_the_file_is_preferred(tmp_path):
+    # Upstream rebuilt the triangles for bfm_noneck_v3 and reads configs/tri.pkl instead.
+    data = _official_layout()
+    path = _write(tmp_path, data)
+    tri = np.array([[0, 1], [2, 3], [4, 5]], np.int32)  # (3, F), F = 2
+    with open(tmp_path / "tri.pkl", "wb") as f:
+        pickle.dump(tri, f)
+    np.testing.assert_array_equal(load_bfm(path).triangles, [[0, 2, 4], [1, 3, 5]])
