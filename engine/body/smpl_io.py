@@ -74,15 +74,16 @@ class _ChumpyStandIn:
         return np.asarray(state["x"], dtype=dtype)
 
 
-# Classes a SMPL pickle may name (after Python 2 -> 3 name mapping), besides chumpy and
-# scipy.sparse matrices.
-_ALLOWED_GLOBALS = {
-    ("copyreg", "_reconstructor"), ("copyreg", "__newobj__"), ("builtins", "object"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("_codecs", "encode"),
+# Globals an SMPL pickle may name besides chumpy and scipy.sparse matrices, in both the
+# Python 2 and Python 3 spellings. Checked before anything is imported.
+_ALLOWED_GLOBALS = frozenset({
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("copyreg", "__newobj__"),
+    ("__builtin__", "object"), ("builtins", "object"), ("__builtin__", "set"), ("builtins", "set"),
+    ("__builtin__", "frozenset"), ("builtins", "frozenset"), ("_codecs", "encode"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "scalar"),
-}
+})
 
 
 class _SmplUnpickler(pickle.Unpickler):
@@ -94,10 +95,9 @@ class _SmplUnpickler(pickle.Unpickler):
             cls = getattr(scipy.sparse, name, None)
             if cls is not None:
                 return cls
-        cls = super().find_class(module, name)  # applies the Python 2 -> 3 name mapping
-        if (cls.__module__, cls.__name__) in _ALLOWED_GLOBALS or (module, name) in _ALLOWED_GLOBALS:
-            return cls
-        raise pickle.UnpicklingError(f"SMPL file names an unexpected class {module}.{name}; refusing to load it")
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"SMPL file names an unexpected class {module}.{name}; refusing to load it")
+        return super().find_class(module, name)  # applies the Python 2 -> 3 name mapping
 
 
 def _to_dense(value: Any, key: str) -> np.ndarray:
