@@ -242,3 +242,31 @@ class TddfaFaceTracker:
             fit_rmse_px=rmse,
             backend="tddfa",
         )
+
+
+REGRESSOR_MODELS: tuple[str, ...] = ("tddfa-mb1", "tddfa-mb05")  # manifest names, preferred first
+BFM_MODEL = "bfm-noneck-v3"
+
+
+def tracker_from_installed(device: str = "cpu", settings: TddfaTrackerSettings | None = None,
+                           models: tuple[str, ...] = REGRESSOR_MODELS) -> TddfaFaceTracker | None:
+    """A tracker on the installed official files, or None (after logging why, once) when
+    the regressor or the BFM is missing or corrupt, so that the caller runs the default.
+
+    Uses the first of `models` that is installed, with the BFM entry's files.
+    """
+    try:
+        from engine.weights.store import model_status
+    except ImportError as exc:  # the model manager is not there yet: behave as "missing"
+        log.warning("3DDFA_V2 back-end unavailable: cannot check installed weights (%s)", exc)
+        return None
+    statuses = [model_status(name) for name in models]
+    regressor = next((s for s in statuses if s.state == "installed"), None)
+    bfm = model_status(BFM_MODEL)
+    if regressor is None or bfm.state != "installed":
+        problems = [s.message for s in (statuses[0] if regressor is None else None, bfm)
+                    if s is not None and s.state != "installed"]
+        log.warning("3DDFA_V2 back-end off, using the default face: %s", "; ".join(problems))
+        return None
+    return TddfaFaceTracker(regressor.paths["checkpoint"], regressor.paths["param_stats"], bfm.paths["bfm"],
+                            device=device, settings=settings, tri_path=bfm.paths.get("tri"))

@@ -174,3 +174,38 @@ def test_mediapipe_box_gives_a_roi_near_the_official_one(shared_file):
     inter = np.clip(np.minimum(roi[2:], official[2:]) - np.maximum(roi[:2], official[:2]), 0, None).prod()
     union = np.prod(roi[2:] - roi[:2]) + np.prod(official[2:] - official[:2]) - inter
     assert inter / union > 0.7
+
+
+def test_missing_weights_mean_no_tracker(caplog):
+    from engine.face.tddfa_tracker import tracker_from_installed
+
+    with caplog.at_level("WARNING"):
+        assert tracker_from_installed() is None
+    assert "tddfa-mb1" in caplog.text and "bfm-noneck-v3" in caplog.text
+
+
+def test_installed_official_files_build_a_tracker(shared_file, tmp_path, monkeypatch):
+    import pickle
+    import shutil
+
+    from engine.face.tddfa_tracker import tracker_from_installed
+    from engine.paths import weights_dir
+
+    monkeypatch.setenv("HOLOCAP_WEIGHTS_DIR", str(tmp_path))  # other tests keep an empty weights dir
+    root = weights_dir()
+    (root / "tddfa").mkdir(exist_ok=True)
+    (root / "bfm").mkdir(exist_ok=True)
+    assets = "reference/3ddfa_v2/assets"
+    shutil.copy(shared_file(f"{assets}/mb05_120x120.pth"), root / "tddfa" / "mb05_120x120.pth")
+    shutil.copy(shared_file(f"{assets}/param_mean_std_62d_120x120.pkl"), root / "tddfa")
+    shutil.copy(shared_file(f"{assets}/tri.pkl"), root / "bfm" / "tri.pkl")
+    n = 38_365  # a stand-in BFM file of the official size (its hash is trusted on first use)
+    kp = (np.arange(68)[:, None] * 3 + np.arange(3)).reshape(-1)
+    with open(root / "bfm" / "bfm_noneck_v3.pkl", "wb") as f:
+        pickle.dump({"u": np.zeros((3 * n, 1), np.float32), "w_shp": np.zeros((3 * n, 40), np.float32),
+                     "w_exp": np.zeros((3 * n, 10), np.float32), "keypoints": kp}, f)
+    tracker = tracker_from_installed(models=("tddfa-mb1", "tddfa-mb05"))  # mb1 absent: mb05 is used
+    assert tracker is not None
+    assert tracker.regressor.widen_factor == 0.5
+    assert tracker.bfm.triangles.shape == (76_073, 3)
+    tracker.close()
