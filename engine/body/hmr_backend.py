@@ -1,0 +1,154 @@
+"""HMR/SPIN body estimator for the body stage: person box -> SPIN crop -> HMR -> SMPL ->
+BodyResult in the full image's camera.
+
+The body stage builds this only when the "spin" and "smpl" models are installed (a network
+without trained weights is never shown). Coordinates: SPIN's predicted global rotation
+already turns SMPL's y-up body into a camera frame with x right, y down, z forward (its
+training projects with an identity camera rotation into image pixels), so the posed mesh
+plus `image_translation` is in holocap's camera space, metres.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.body.hmr import box_from_landmarks, box_from_xyxy, crop_image, crops_to_input, image_translation, load_hmr
+from engine.body.result import BodyResult
+from engine.body.rotations import rotmat_to_axis_angle
+from engine.body.smpl_io import SmplLayer, load_smpl
+from engine.body.smpl_topology import MEDIAPIPE_FROM_SMPL, SMPL_NUM_VERTICES, KeypointSource
+from engine.camera import PinholeCamera
+from engine.device import resolve_device
+from engine.frame import Frame
+from engine.perception.result import PerceptionResult
+
+log = logging.getLogger(__name__)
+
+# Weak-perspective scales at or below this put the body behind the camera or at infinity.
+_MIN_CAM_SCALE = 1e-3
+
+
+@dataclass(frozen=True)
+class KeypointTable:
+    """Index arrays that read K keypoints off posed joints/vertices without Python loops.
+
+    is_vertex: (K,) bool; index: (K,) int64 (joint or vertex index; 0 when unavailable);
+    exact: (K,) bool, a true counterpart that exists in this model (compared with the
+    observation); the rest are drawn as stand-ins (unavailable vertices use joint 0).
+    """
+
+    is_vertex: np.ndarray
+    index: np.ndarray
+    exact: np.ndarray
+
+    @classmethod
+    def build(cls, sources: tuple[KeypointSource, ...], num_vertices: int, num_joints: int) -> "KeypointTable":
+        is_vertex = np.array([s.kind == "vertex" for s in sources])
+        index = np.array([s.index for s in sources], np.int64)
+        limit = np.where(is_vertex, num_vertices, num_joints)
+        available = index < limit
+        # Vertex ids only mean something on SMPL's own mesh (6,890 vertices).
+        if num_vertices != SMPL_NUM_VERTICES:
+            available &= ~is_vertex
+        exact = np.array([s.exact for s in sources]) & available
+        return cls(is_vertex & available, np.where(available, index, 0), exact)
+
+    def gather(self, joints: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+        """joints (J, 3), vertices (V, 3) -> (K, 3)."""
+        return np.where(self.is_vertex[:, None], vertices[np.where(self.is_vertex, self.index, 0)],
+                        joints[np.where(self.is_vertex, 0, self.index)])
+
+
+def keypoint_rmse(predicted: np.ndarray, observed: np.ndarray, mask: np.ndarray) -> float:
+    """RMS pixel distance over `mask`: predicted/observed (K, 2), mask (K,) bool; NaN if empty."""
+    if not mask.any():
+        return math.nan
+    d = predicted[mask] - observed[mask, :2]
+    return float(np.sqrt((d * d).sum(axis=1).mean()))
+
+
+class HmrBodyEstimator:
+    """SPIN's HMR plus an SMPL-format body model, one person per frame.
+
+    checkpoint_path: SPIN model_checkpoint.pt; mean_params_path: smpl_mean_params.npz;
+    smpl_path: SMPL .pkl/.npz (the user's own licensed file); device: "cpu" | "cuda" |
+    "auto", chosen once; hfov_deg: horizontal field of view assumed for the input camera.
+    min_visibility: mediapipe visibility above which a landmark counts as observed.
+    """
+
+    def __init__(self, checkpoint_path: str | Path, mean_params_path: str | Path, smpl_path: str | Path,
+                 device: str = "cpu", hfov_deg: float = 60.0, min_visibility: float = 0.5) -> None:
+        self.device = resolve_device(device)
+        self.hfov_deg = float(hfov_deg)
+        self.min_visibility = float(min_visibility)
+        self._net = load_hmr(checkpoint_path, mean_params_path, self.device)
+        smpl = load_smpl(smpl_path)
+        self._smpl = SmplLayer(smpl, num_betas=10).to(self.device).eval()
+        self._faces = smpl.faces
+        self._keypoints = KeypointTable.build(MEDIAPIPE_FROM_SMPL, smpl.num_vertices, smpl.num_joints)
+        if smpl.num_vertices != SMPL_NUM_VERTICES:
+            log.warning("SMPL-format model with %d vertices (SMPL has %d): face, hand and foot keypoints "
+                        "are not available", smpl.num_vertices, SMPL_NUM_VERTICES)
+
+    def person_box(self, frame: Frame, perception: PerceptionResult | None) -> tuple[np.ndarray, float] | None:
+        """SPIN crop (center (2,) pixels, scale = side / 200) from pose landmarks, else the
+        segmentation's bounding box; with no perception at all, the whole image (SPIN's demo
+        default: person centred). None when perception ran and found nobody."""
+        if perception is None:
+            return np.array([frame.width / 2, frame.height / 2]), max(frame.width, frame.height) / 200.0
+        if perception.pose_landmarks is not None:
+            box = box_from_landmarks(perception.pose_landmarks, perception.pose_visibility, self.min_visibility)
+            if box is not None:
+                return box
+        if perception.segmentation is not None:
+            ys, xs = np.nonzero(perception.segmentation > 0.5)
+            if len(xs) >= 2:
+                return box_from_xyxy(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64))
+        return None
+
+    def process(self, frame: Frame, perception: PerceptionResult | None) -> BodyResult | None:
+        box = self.person_box(frame, perception)
+        if box is None:
+            return None
+        center, scale = box
+        crop = crop_image(frame.image, center, scale)
+        with torch.inference_mode():
+            rotmat, betas, cam = self._net(crops_to_input(crop[None], self.device))
+            posed = self._smpl(betas, rotmat)
+            pose_aa = rotmat_to_axis_angle(rotmat[0])
+        cam_np = cam[0].double().cpu().numpy()
+        if cam_np[0] <= _MIN_CAM_SCALE:
+            log.debug("frame %d: HMR camera scale %.4f is not in front of the camera", frame.index, cam_np[0])
+            return None
+        camera = PinholeCamera.from_fov(frame.width, frame.height, self.hfov_deg)
+        principal = np.array([camera.cx, camera.cy])
+        transl = image_translation(cam_np, center, scale, camera.focal_px, principal).astype(np.float32)
+        vertices = posed.vertices[0].cpu().numpy() + transl
+        joints = posed.joints[0].cpu().numpy() + transl
+        keypoints = camera.project(self._keypoints.gather(joints, vertices))
+        visible = self._keypoints.exact.copy()
+        rmse = math.nan
+        if perception is not None and perception.pose_landmarks is not None:
+            observed = np.ones(len(visible), bool) if perception.pose_visibility is None \
+                else perception.pose_visibility >= self.min_visibility
+            visible &= observed
+            rmse = keypoint_rmse(keypoints, perception.pose_landmarks, visible)
+        return BodyResult(
+            vertices=vertices.astype(np.float32), faces=self._faces, joints_3d=joints.astype(np.float32),
+            keypoints_2d=keypoints, keypoint_visible=visible, pose=pose_aa.cpu().numpy().astype(np.float32),
+            shape=betas[0].cpu().numpy().astype(np.float32), camera_focal_px=float(camera.focal_px),
+            camera_center_px=principal.astype(np.float32), translation=transl, fit_rmse_px=rmse, backend="hmr",
+        )
+
+    def reset(self) -> None:
+        """No temporal state: each frame is estimated on its own."""
+
+    def close(self) -> None:
+        """Drop the models so their memory can be freed."""
+        self._net = None  # type: ignore[assignment]
+        self._smpl = None  # type: ignore[assignment]
