@@ -76,6 +76,9 @@ class ShaderProgram:
     def set_int(self, uniform: str, value: int) -> None:
         GL.glUniform1i(self._loc(uniform), int(value))
 
+    def set_vec2(self, uniform: str, value) -> None:
+        GL.glUniform2f(self._loc(uniform), *(float(x) for x in value))
+
     def set_vec3(self, uniform: str, value) -> None:
         GL.glUniform3f(self._loc(uniform), *(float(x) for x in value))
 

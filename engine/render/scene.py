@@ -30,7 +30,7 @@ from engine.render.drawers.text import TextDrawer
 from engine.render.geometry import bbox_center
 from engine.render.gl_objects import DynamicTexture
 from engine.render.topology import MEDIAPIPE_POSE_EDGES
-from engine.render.transforms import (Rect, fit_rect, image_to_ndc, orbit_view, perspective,
+from engine.render.transforms import (Rect, fit_rect, image_to_ndc, nearest_index, orbit_view, perspective,
                                       split_rect, vertical_fov)
 from engine.render.view import ViewSettings
 
@@ -68,12 +68,6 @@ def stage_placeholder(frame_result: FrameResultLike, stage: str) -> str | None:
     if frame_result.results[stage] is None:
         return _NOT_FOUND.get(stage, f"no {stage} result")
     return None
-
-
-def nearest_index(angles_deg: np.ndarray, target_deg: float) -> int:
-    """Index of the angle in (N,) `angles_deg` closest to `target_deg`, modulo 360."""
-    diff = (np.asarray(angles_deg, np.float64) - target_deg + 180.0) % 360.0 - 180.0
-    return int(np.argmin(np.abs(diff)))
 
 
 class SceneRenderer:
@@ -144,18 +138,20 @@ class SceneRenderer:
         face, body, perception = (fr.results.get(k) for k in ("face", "body", "perception"))
         if view.show_face_mesh and face is not None:
             self.overlay.draw_wireframe("face_wire", face.vertices_image, face.triangles, mvp, FACE_WIRE_COLOR)
+        # Sizes are given in screen pixels; this converts them to image pixels.
+        image_px_per_screen_px = w / inner.width
         if view.show_skeleton:
-            self._skeleton(body, perception, mvp)
+            self._skeleton(body, perception, mvp, view.line_width_px * image_px_per_screen_px / 2)
         if view.show_landmarks and perception is not None:
-            point_px = view.point_size_px * max(inner.width / w, 0.5)
+            point_px = view.point_size_px
             if perception.face_landmarks is not None:
                 self.overlay.draw_points("face_points", perception.face_landmarks[:, :2], mvp,
-                                         FACE_POINT_COLOR, max(2.0, 0.6 * point_px))
+                                         FACE_POINT_COLOR, max(3.0, 0.75 * point_px))
             if perception.pose_landmarks is not None:
                 self.overlay.draw_points("pose_points", perception.pose_landmarks[:, :2], mvp,
                                          POSE_POINT_COLOR, point_px * 1.5)
 
-    def _skeleton(self, body: Any, perception: Any, mvp: np.ndarray) -> None:
+    def _skeleton(self, body: Any, perception: Any, mvp: np.ndarray, half_width: float) -> None:
         """Body fit keypoints when the body stage has a result, else mediapipe's pose."""
         if body is not None:
             points, visible = body.keypoints_2d, np.asarray(body.keypoint_visible, bool)
@@ -167,7 +163,7 @@ class SceneRenderer:
             return
         edges = MEDIAPIPE_POSE_EDGES[(MEDIAPIPE_POSE_EDGES < len(points)).all(axis=1)]
         edges = edges[visible[edges[:, 0]] & visible[edges[:, 1]]]
-        self.overlay.draw_lines("skeleton", points, edges, mvp, SKELETON_COLOR)
+        self.overlay.draw_thick_lines("skeleton", points, edges, half_width, mvp, SKELETON_COLOR)
 
     def _mesh(self, fr: FrameResultLike, view: ViewSettings, rect: Rect) -> None:
         GL.glViewport(rect.x, rect.y, rect.width, rect.height)
@@ -183,11 +179,11 @@ class SceneRenderer:
             return
         bounds = np.concatenate([np.stack([v.min(axis=0), v.max(axis=0)]) for _, v, *_ in meshes])
         target = bbox_center(bounds)
-        base_distance = float(np.linalg.norm(target)) if np.linalg.norm(target) > 1e-3 else 1.0
-        distance = base_distance * view.orbit.distance
-        model_view = orbit_view(target, view.orbit.yaw_deg, view.orbit.pitch_deg, distance)
-        projection = perspective(self._fovy(fr, view, rect), rect.aspect, max(1e-3, 0.05 * distance),
-                                 20.0 * distance + 10.0)
+        distance = max(float(np.linalg.norm(target)), 1e-3) * view.orbit.distance
+        model_view = orbit_view(target, view.orbit.yaw_deg, view.orbit.pitch_deg, view.orbit.distance)
+        radius = float(np.linalg.norm(bounds.max(axis=0) - bounds.min(axis=0))) / 2
+        near = max(1e-3, min(0.5 * distance, distance - 2 * radius))
+        projection = perspective(self._fovy(fr, view, rect), rect.aspect, near, distance + 4 * radius + 1.0)
         for slot, vertices, faces, albedo, bias in meshes:
             self.mesh.draw(slot, vertices, faces, model_view, projection, albedo, view.shading,
                            view.wireframe, depth_bias=bias)

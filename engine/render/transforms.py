@@ -1,7 +1,9 @@
 """Matrix math for the renderer: pure numpy functions, no GL calls.
 
 Frames used here:
-- image pixels: x right, y down; pixel centres at integer coordinates (as OpenCV draws).
+- image pixels: x right, y down, continuous: pixel (i, j) covers [i, i+1) x [j, j+1), so its
+  centre is (i + 0.5, j + 0.5) (mediapipe's normalised x * W and PinholeCamera's cx = W / 2
+  both use this).
 - camera space (the stages' output): x right, y down, z forward, metres.
 - GL world: camera space with y and z negated (x right, y up, z towards the viewer), so the
   input camera sits at the origin looking down -z, as OpenGL expects.
@@ -46,13 +48,13 @@ def split_rect(outer: Rect) -> tuple[Rect, Rect]:
 
 
 def image_to_ndc(width: int, height: int) -> np.ndarray:
-    """(4, 4) float32 mapping image pixels (x, y, z ignored) to NDC of a viewport showing
-    the whole image: pixel centre (0, 0) -> top-left pixel, (W-1, H-1) -> bottom-right."""
+    """(4, 4) float32 mapping image pixels (x, y; z ignored) to NDC of a viewport showing the
+    whole image: (0, 0) -> the top-left corner (-1, 1), (W, H) -> the bottom-right (1, -1)."""
     m = np.zeros((4, 4), np.float32)
     m[0, 0] = 2.0 / width
-    m[0, 3] = (1.0 - width) / width  # = 2 * 0.5 / W - 1
+    m[0, 3] = -1.0
     m[1, 1] = -2.0 / height
-    m[1, 3] = (height - 1.0) / height  # = 1 - 2 * 0.5 / H
+    m[1, 3] = 1.0
     m[3, 3] = 1.0
     return m
 
@@ -91,18 +93,33 @@ def orbit_eye(target: np.ndarray, yaw_deg: float, pitch_deg: float, distance: fl
     return np.asarray(target, np.float64) + distance * offset
 
 
-def orbit_view(target_camera: np.ndarray, yaw_deg: float, pitch_deg: float, distance: float) -> np.ndarray:
-    """(4, 4) float32 view matrix for an orbit around `target_camera` ((3,) camera space,
-    metres), combined with the camera->GL flip, so it applies to camera-space vertices."""
-    target = CAMERA_TO_GL @ np.asarray(target_camera, np.float32)
-    eye = orbit_eye(target, yaw_deg, pitch_deg, distance)
-    view = look_at(eye, target, np.array([0.0, 1.0, 0.0]))
-    flip = np.eye(4, dtype=np.float32)
+def orbit_view(target_camera: np.ndarray, yaw_deg: float, pitch_deg: float, distance: float = 1.0) -> np.ndarray:
+    """(4, 4) float32 view matrix for camera-space points (the camera->GL flip included).
+
+    The eye orbits `target_camera` ((3,) camera space, metres) by yaw/pitch (see orbit_eye)
+    and keeps the target where the input camera sees it, `distance` times as far (1 = as
+    far as the input camera). So yaw = pitch = 0, distance = 1 is exactly the input camera:
+    meshes line up with the camera image, and orbiting turns them in place.
+    """
+    target = CAMERA_TO_GL @ np.asarray(target_camera, np.float64)
+    # Rotation of a look-at from the orbit direction towards the target.
+    rotation = look_at(orbit_eye(np.zeros(3), yaw_deg, pitch_deg, 1.0), np.zeros(3),
+                       np.array([0.0, 1.0, 0.0])).astype(np.float64)
+    rotation[:3, 3] = 0.0
+    to_target, from_target, flip = np.eye(4), np.eye(4), np.eye(4)
+    from_target[:3, 3] = -target
+    to_target[:3, 3] = target * distance
     flip[:3, :3] = CAMERA_TO_GL
-    return view @ flip
+    return (to_target @ rotation @ from_target @ flip).astype(np.float32)
 
 
 def vertical_fov(hfov_deg: float, aspect: float) -> float:
     """Vertical field of view (radians) of a camera with horizontal FOV `hfov_deg` and
     width/height `aspect`."""
     return 2.0 * math.atan(math.tan(math.radians(hfov_deg) / 2.0) / aspect)
+
+
+def nearest_index(angles_deg: np.ndarray, target_deg: float) -> int:
+    """Index of the angle in (N,) `angles_deg` closest to `target_deg`, modulo 360."""
+    diff = (np.asarray(angles_deg, np.float64) - target_deg + 180.0) % 360.0 - 180.0
+    return int(np.argmin(np.abs(diff)))

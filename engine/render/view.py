@@ -45,6 +45,8 @@ class ViewSettings:
         `volume_yaw_deg`), "split" (overlay | mesh side by side).
     hfov_deg: horizontal field of view assumed for the input camera when a result does not
         say (the body fit's focal length wins when present).
+    point_size_px, line_width_px: landmark splat diameter and skeleton line width, in
+        framebuffer pixels.
     background: (r, g, b) in [0, 1] for areas outside the image and the 3D views.
     """
 
@@ -61,4 +63,5 @@ class ViewSettings:
     volume_channel: VolumeChannel = "color"
     hfov_deg: float = 60.0
     point_size_px: float = 4.0
+    line_width_px: float = 3.0
     background: tuple[float, float, float] = (0.08, 0.08, 0.1)

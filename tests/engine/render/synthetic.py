@@ -1,0 +1,125 @@
+"""Hand-built FrameResults for renderer tests (no models): an icosphere "face", a box
+"body", random landmarks and a patterned volume image. Pure numpy, no GL."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.body.result import BodyResult
+from engine.camera import PinholeCamera
+from engine.face.result import FaceResult
+from engine.frame import Frame
+from engine.perception.result import PerceptionResult
+from engine.pipeline import FrameResult
+from engine.volume.result import VolumeResult
+
+WIDTH, HEIGHT = 320, 240
+CAMERA = PinholeCamera.from_fov(WIDTH, HEIGHT, 60.0)
+BACKGROUND_BGR = (40, 40, 40)
+SPHERE_CENTER = np.array([0.0, 0.0, 1.0], np.float32)  # camera space, metres
+SPHERE_RADIUS = 0.12
+
+
+def gradient_image(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """(H, W, 3) uint8 BGR with distinct values per pixel row/column and a blue square."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:, :, 0] = np.linspace(0, 255, width, dtype=np.float32)[None, :].astype(np.uint8)
+    image[:, :, 1] = np.linspace(0, 255, height, dtype=np.float32)[:, None].astype(np.uint8)
+    image[:, :, 2] = 90
+    image[20:60, 30:70] = (255, 0, 0)
+    return image
+
+
+def flat_image(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    return np.full((height, width, 3), BACKGROUND_BGR, np.uint8)
+
+
+def icosphere(subdivisions: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Unit icosphere: (V, 3) float32 vertices, (F, 3) int32 triangles (outward winding)."""
+    t = (1.0 + 5 ** 0.5) / 2.0
+    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
+         (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
+    f = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
+         (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
+         (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    verts = [np.array(p, np.float64) / np.linalg.norm(p) for p in v]
+    faces = f
+    for _ in range(subdivisions):
+        cache: dict[tuple[int, int], int] = {}
+
+        def midpoint(a: int, b: int) -> int:
+            key = (min(a, b), max(a, b))
+            if key not in cache:
+                m = verts[a] + verts[b]
+                verts.append(m / np.linalg.norm(m))
+                cache[key] = len(verts) - 1
+            return cache[key]
+
+        new_faces = []
+        for a, b, c in faces:
+            ab, bc, ca = midpoint(a, b), midpoint(b, c), midpoint(c, a)
+            new_faces += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
+        faces = new_faces
+    return np.array(verts, np.float32), np.array(faces, np.int32)
+
+
+def box(size: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned box centred at the origin: (8, 3) float32 corners, (12, 3) int32 faces."""
+    s = np.asarray(size, np.float32) / 2
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float32) * s
+    faces = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+                      [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], np.int32)
+    return corners, faces
+
+
+def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIUS) -> FaceResult:
+    unit, triangles = icosphere(3)
+    vertices_camera = (unit * radius + center).astype(np.float32)
+    xy = CAMERA.project(vertices_camera)
+    vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
+    return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
+                      landmarks_2d=np.zeros((68, 2), np.float32), pose_deg=np.zeros(3, np.float32),
+                      identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
+                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
+
+
+def body_result(size=(0.5, 0.1, 0.1), center=(0.0, 0.0, 2.0), keypoints_2d=None, visible=None) -> BodyResult:
+    corners, faces = box(size)
+    vertices = (corners + np.asarray(center, np.float32)).astype(np.float32)
+    if keypoints_2d is None:
+        keypoints_2d = np.zeros((33, 2), np.float32)
+    if visible is None:
+        visible = np.ones(len(keypoints_2d), bool)
+    return BodyResult(vertices=vertices, faces=faces, joints_3d=np.zeros((24, 3), np.float32),
+                      keypoints_2d=np.asarray(keypoints_2d, np.float32), keypoint_visible=np.asarray(visible, bool),
+                      pose=np.zeros((24, 3), np.float32), shape=np.zeros(10, np.float32),
+                      camera_focal_px=CAMERA.focal_px, camera_center_px=np.array([CAMERA.cx, CAMERA.cy], np.float32),
+                      translation=np.asarray(center, np.float32), fit_rmse_px=0.0, backend="anny")
+
+
+def spaced_landmarks(count: int = 478, seed: int = 0, margin: int = 8, spacing: float = 5.0) -> np.ndarray:
+    """(count, 3) float32 random pixel positions at least `spacing` px apart (z = 0), so
+    each splat can be checked on its own."""
+    rng = np.random.default_rng(seed)
+    accepted = np.empty((0, 2))
+    while len(accepted) < count:
+        p = rng.uniform([margin, margin], [WIDTH - margin, HEIGHT - margin])
+        if len(accepted) == 0 or np.hypot(*(accepted - p).T).min() >= spacing:
+            accepted = np.vstack([accepted, p])
+    return np.concatenate([accepted.astype(np.float32), np.zeros((count, 1), np.float32)], axis=1)
+
+
+def volume_result(size: int = 96) -> VolumeResult:
+    """Three views (yaw -90, 0, 90); view i's colour image is a distinct pattern."""
+    yaw = np.array([-90.0, 0.0, 90.0], np.float32)
+    color = np.zeros((3, size, size, 3), np.uint8)
+    for i in range(3):
+        color[i, :, :, i] = 200
+        color[i, : size // 2, : size // 2] = (255, 255, 255)
+    normal = np.full((3, size, size, 3), 128, np.uint8)
+    depth = np.full((3, size, size), np.nan, np.float32)
+    return VolumeResult(yaw_deg=yaw, color=color, normal=normal, depth=depth)
+
+
+def frame_result(image: np.ndarray, results: dict, index: int = 0, errors: dict | None = None) -> FrameResult:
+    return FrameResult(frame=Frame(image, index, 0.0, "synthetic:render-test"), results=results,
+                       errors=errors or {})
