@@ -64,8 +64,13 @@ def backoff_delays(policy: ReconnectPolicy) -> Iterator[float]:
 def open_cv2_camera(index: int, mode: CameraMode) -> cv2.VideoCapture:
     """Open camera `index` with OpenCV (V4L2 on Linux), requesting `mode`'s FOURCC first (the
     driver picks sizes per format), then size and rate. Raises SourceError when it fails."""
-    api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-    cap = cv2.VideoCapture(index, api)
+    linux = sys.platform.startswith("linux")
+    if linux:
+        cameras = list_cameras(with_modes=False)
+        if all(c.index != index for c in cameras):
+            available = ", ".join(f"{c.index} '{c.name}'" for c in cameras) or "none"
+            raise SourceError(f"camera {index} does not exist (available: {available})")
+    cap = cv2.VideoCapture(index, cv2.CAP_V4L2 if linux else cv2.CAP_ANY)
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"camera {index} could not be opened (missing, busy, or no permission)")
@@ -176,22 +181,10 @@ class CameraSource:
         log.info("camera %s (index %d): requested %s, negotiated %s", self._target, index, self._mode,
                  self._negotiated)
 
-    def _check_exists(self) -> None:
-        """Friendlier message than the opener's for an index that is not on the system."""
-        if not isinstance(self._target, int) or self._opener is not open_cv2_camera:
-            return
-        if not sys.platform.startswith("linux"):
-            return
-        cameras = self._lister()
-        if all(c.index != self._target for c in cameras):
-            available = ", ".join(f"{c.index} '{c.name}'" for c in cameras) or "none"
-            raise SourceError(f"camera {self._target} does not exist (available: {available})")
-
     def open(self) -> None:
         if isinstance(self._target, int) and self._target < 0:
             raise SourceError(f"camera index must be 0 or more, got {self._target}")
         self._stop.clear()
-        self._check_exists()
         self._connect()
         self._set_state("streaming")
 

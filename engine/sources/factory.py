@@ -13,7 +13,7 @@ from engine.sources.devices import CameraMode, parse_mode
 from engine.sources.errors import SourceError
 from engine.sources.images import IMAGE_EXTENSIONS, ImageSource
 from engine.sources.synthetic import SyntheticSource
-from engine.sources.video import VIDEO_EXTENSIONS, VideoSource, check_readable_file
+from engine.sources.video import VIDEO_EXTENSIONS, VideoSource
 
 _SYNTH_RE = re.compile(r"^synthetic(?::(\d+)x(\d+)(?:@(\d+(?:\.\d+)?))?)?$")
 STILL_FPS = 30.0  # rate at which a looping still image / folder is delivered in realtime mode
@@ -85,8 +85,6 @@ def make_source(spec: SourceSpec, *, loop: bool = False, camera_mode: CameraMode
     assert spec.path is not None
     if spec.kind == "video":
         return VideoSource(spec.path, loop=loop, realtime=realtime)
-    if spec.path.is_file():
-        check_readable_file(spec.path, "image")
     return ImageSource(spec.path, loop=loop, fps=STILL_FPS, realtime=realtime)
 
 

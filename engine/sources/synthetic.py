@@ -77,6 +77,14 @@ class SyntheticSource:
         self._pos = 0
         self._index = 0
 
+    @classmethod
+    def from_images(cls, images: "list[np.ndarray]", fps: float = 30.0, **kwargs: Any) -> "SyntheticSource":
+        """A source that plays `images` (any layout `to_bgr8` accepts, all the same size) in order."""
+        if not images:
+            raise SourceError("synthetic source needs at least one image")
+        h, w = np.asarray(images[0]).shape[:2]
+        return cls(w, h, fps, frames=len(images), provider=lambda i: images[i], **kwargs)
+
     @property
     def source_id(self) -> str:
         w, h = self._size

@@ -48,3 +48,13 @@ def test_source_id_and_validation() -> None:
         SyntheticSource(0, 48, 15)
     with pytest.raises(SourceError):
         SyntheticSource(64, 48, 0)
+
+
+def test_from_images_plays_a_sequence() -> None:
+    images = [np.full((6, 5, 3), v, np.uint8) for v in (1, 2, 3)]
+    source = SyntheticSource.from_images(images, fps=12, loop=True)
+    source.open()
+    assert [int(source.read().image[0, 0, 0]) for _ in range(5)] == [1, 2, 3, 1, 2]
+    assert source.source_id == "synthetic:5x6@12"
+    with pytest.raises(SourceError):
+        SyntheticSource.from_images([])
