@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from engine.frame import Frame
 from engine.perception.result import PerceptionResult
 
 log = logging.getLogger(__name__)
+
+SPIN_MODEL = "spin"  # manifest entries this back-end needs
+SMPL_MODEL = "smpl"
 
 # Weak-perspective scales at or below this put the body behind the camera or at infinity.
 _MIN_CAM_SCALE = 1e-3
@@ -152,3 +156,25 @@ class HmrBodyEstimator:
         """Drop the models so their memory can be freed."""
         self._net = None  # type: ignore[assignment]
         self._smpl = None  # type: ignore[assignment]
+
+
+def estimator_from_installed(device: str = "cpu", hfov_deg: float = 60.0) -> HmrBodyEstimator | None:
+    """The estimator on the installed "spin" and "smpl" files, or None (after logging why)
+    when either is missing, corrupt or unreadable, so that the caller runs the default."""
+    try:
+        from engine.weights.store import model_status
+    except ImportError as exc:  # no model manager: behave as "missing"
+        log.warning("HMR body back-end unavailable: cannot check installed weights (%s)", exc)
+        return None
+    spin, smpl = model_status(SPIN_MODEL), model_status(SMPL_MODEL)
+    problems = [s.message for s in (spin, smpl) if s.state != "installed"]
+    if problems:
+        log.warning("HMR body back-end off, using the default body: %s", "; ".join(problems))
+        return None
+    try:
+        return HmrBodyEstimator(spin.paths["checkpoint"], spin.paths["mean_params"], smpl.paths["model"],
+                                device=device, hfov_deg=hfov_deg)
+    except (ValueError, OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        # A file trusted on first use can still be the wrong file: say which, keep running.
+        log.error("HMR body back-end off, its installed files do not load: %s", exc)
+        return None

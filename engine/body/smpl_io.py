@@ -174,15 +174,17 @@ def _validate(d: SmplModelData, source: str) -> None:
 
 def load_smpl(path: str | Path) -> SmplModelData:
     """Load an SMPL-format model from the official .pkl (chumpy not needed) or an .npz with
-    the same keys. Raises ValueError (bad content) or OSError (unreadable file)."""
+    the same keys. The format is read from the file's first bytes (an imported file keeps
+    the manifest's name whatever it was). Raises ValueError (bad content) or OSError."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".pkl":
-        raw = _read_pkl(path)
-    elif suffix == ".npz":
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic.startswith(b"PK"):  # .npz is a zip archive
         raw = _read_npz(path)
+    elif magic[:1] == b"\x80" or magic[:1] in (b"(", b"}", b"c"):  # pickle protocol 2+ or 0/1
+        raw = _read_pkl(path)
     else:
-        raise ValueError(f"{path}: unknown SMPL model format {suffix!r} (use .pkl or .npz)")
+        raise ValueError(f"{path}: neither an SMPL .pkl (pickle) nor an .npz")
     data = smpl_data_from_dict(raw, str(path))
     log.info("SMPL model %s: %d vertices, %d joints, %d shape coefficients",
              path.name, data.num_vertices, data.num_joints, data.num_betas)

@@ -125,3 +125,22 @@ def test_keypoint_rmse():
     obs = np.zeros((3, 3))
     assert keypoint_rmse(pred, obs, np.array([True, True, False])) == pytest.approx(np.sqrt(12.5))
     assert np.isnan(keypoint_rmse(pred, obs, np.zeros(3, bool)))
+
+
+def test_from_installed_needs_both_models(unxz, tmp_path, monkeypatch):
+    from engine.body.hmr_backend import estimator_from_installed
+    from engine.weights.fetch import import_file
+
+    monkeypatch.setenv("HOLOCAP_WEIGHTS_DIR", str(tmp_path / "installed"))
+    assert estimator_from_installed() is None  # nothing installed
+    import_file(unxz("reference/spin/spin_model_checkpoint.pt.xz"), "spin", key="checkpoint")
+    import_file(unxz("reference/spin/smpl_mean_params_standin.npz.xz"), "spin", key="mean_params")
+    assert estimator_from_installed() is None  # SMPL still missing
+    junk = tmp_path / "not_smpl.npz"
+    np.savez(junk, nothing=np.zeros(3))
+    import_file(junk, "smpl")
+    assert estimator_from_installed() is None  # installed but not an SMPL model: refused, not crashed
+    smpl_path = tmp_path / "random.npz"
+    save_smpl_npz(MODEL, smpl_path)
+    import_file(smpl_path, "smpl")
+    assert isinstance(estimator_from_installed(), HmrBodyEstimator)

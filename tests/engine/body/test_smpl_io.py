@@ -159,3 +159,14 @@ def _npz(model, tmp_path):
     path = tmp_path / "good.npz"
     save_smpl_npz(model, path)
     return path
+
+
+def test_format_is_read_from_content_not_name(model, tmp_path):
+    npz = _npz(model, tmp_path)
+    installed = tmp_path / "SMPL_NEUTRAL.pkl"  # what `weights import` would call an imported .npz
+    installed.write_bytes(npz.read_bytes())
+    _assert_same(load_smpl(installed), model)
+    junk = tmp_path / "junk.pkl"
+    junk.write_bytes(b"GIF89a not a model")
+    with pytest.raises(ValueError, match="neither"):
+        load_smpl(junk)
