@@ -161,6 +161,10 @@ class TddfaFaceTracker:
         self._tracked_frames = 0 if detected else self._tracked_frames + 1
         return self._result(frame, fit, observed68)
 
+    def fit_roi(self, frame: Frame, roi: np.ndarray, observed68: np.ndarray | None = None) -> FaceResult:
+        """Fit the face in a given ROI (4,) image pixels, without touching the tracking state."""
+        return self._result(frame, self._fit(frame.image, roi), observed68)
+
     # -- ROI --------------------------------------------------------------------------
     def _tracking_roi(self, image: np.ndarray, perception: PerceptionResult | None) -> np.ndarray | None:
         """ROI from the previous landmarks, or None when the track must be re-detected."""
