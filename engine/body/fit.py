@@ -1,0 +1,377 @@
+"""Fit the Anny body to mediapipe pose landmarks (the offline body back-end).
+
+Per frame: (1) a closed-form start when there is nothing to warm-start from: the trunk
+orientation from the hip and shoulder lines of mediapipe's world landmarks, then each limb
+bone rotated by the smallest rotation that takes the model's segment direction onto the
+observed one; (2) the root translation by linear least squares on the perspective
+projection; (3) a few Gauss-Newton steps on all of it — 2D reprojection (robust), 3D
+agreement with the world landmarks, a pose prior with hinge limits for knees and elbows,
+a shape prior pulling towards the shape accumulated over earlier frames; (4) the full mesh
+skinned once with the final parameters; (5) optional zero-lag One Euro smoothing of the
+output pose (the next frame warm-starts from the unsmoothed fit).
+
+Units: the residuals are all in millimetres (2D errors are scaled by the size of a pixel at
+the person's depth), so the weights do not depend on image size or distance. Rotation
+updates are world-frame increments ω_c about each fitted bone's joint, turned into local
+ones as Δ_c ← exp(Rg_parentᵀ ω_c) Δ_c.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.body import topology as topo
+from engine.body.anny_kinematics import (
+    RestState, build_keypoint_rig, forward_kinematics, kinematic_levels, minimal_rotation,
+    rest_state, rest_vertices, rodrigues, rotation_log, skew, skin_vertices, skinning_transforms,
+    subtree_matrix,
+)
+from engine.body.anny_model import AnnyBodyData
+from engine.camera import PinholeCamera
+from engine.filters import OneEuroFilter
+
+log = logging.getLogger(__name__)
+
+LH, RH = topo.PoseLandmark.LEFT_HIP, topo.PoseLandmark.RIGHT_HIP
+LS, RS = topo.PoseLandmark.LEFT_SHOULDER, topo.PoseLandmark.RIGHT_SHOULDER
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """iterations_*: Gauss-Newton steps on a fresh start / when warm-started.
+    visibility_threshold: mediapipe visibility above which a 2D landmark is used.
+    weight_3d: weight of the world-landmark agreement relative to the 2D term.
+    robust_mm: 2D residuals beyond this (mm at the person) are down-weighted (Huber).
+    shape_prior: pull of β towards the population mean (mm per unit β).
+    shape_memory: pull towards the accumulated shape after `shape_frames` frames (mm per unit β).
+    smoothing: One Euro filtering of the output pose (min_cutoff Hz, beta)."""
+
+    iterations_first: int = 10
+    iterations_tracking: int = 4
+    visibility_threshold: float = 0.5
+    weight_3d: float = 0.3
+    robust_mm: float = 40.0
+    shape_prior: float = 15.0
+    shape_memory: float = 80.0
+    shape_frames: int = 30
+    fit_shape: bool = True
+    damping: float = 1e-3
+    smoothing: bool = True
+    smooth_min_cutoff: float = 1.5
+    smooth_beta: float = 0.5
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One person's landmarks in one frame.
+
+    points_2d: (K, 2) pixels. visibility: (K,) in [0, 1]. world: (K, 3) metres, origin
+    between the hips, camera-aligned axes (x right, y down, z away), or None.
+    camera: the perspective camera of the frame. time: seconds (for smoothing).
+    """
+
+    points_2d: np.ndarray
+    visibility: np.ndarray
+    world: np.ndarray | None
+    camera: PinholeCamera
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class FitOutput:
+    """local_rot: (J, 3, 3) per-bone rotations (reference-pose axes). root: (3,) root joint,
+    camera space, metres. beta: (S,). joints: (J, 3) camera space. keypoints_3d: (K, 3).
+    keypoints_2d: (K, 2) pixels. vertices: (V, 3) float32 camera space or None.
+    rmse_px: RMS distance of keypoints_2d to the visible landmarks. visible: (K,) bool."""
+
+    local_rot: np.ndarray
+    root: np.ndarray
+    beta: np.ndarray
+    joints: np.ndarray
+    keypoints_3d: np.ndarray
+    keypoints_2d: np.ndarray
+    vertices: np.ndarray | None
+    rmse_px: float
+    visible: np.ndarray
+
+
+def project(points: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
+    """points (K, 3) camera space -> pixels (K, 2) and d pixels / d point (K, 2, 3)."""
+    z = np.maximum(points[:, 2], 1e-3)
+    f = camera.focal_px
+    uv = points[:, :2] / z[:, None] * f + np.array([camera.cx, camera.cy])
+    jac = np.zeros((len(points), 2, 3))
+    jac[:, 0, 0] = jac[:, 1, 1] = f / z
+    jac[:, :, 2] = -(uv - np.array([camera.cx, camera.cy])) / z[:, None]
+    return uv, jac
+
+
+def solve_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
+                      camera: PinholeCamera, min_depth: float = 0.3) -> np.ndarray | None:
+    """Root translation t with pixels ≈ project(points + t), linear least squares.
+
+    points: (K, 3) model points posed about a root at the origin; uv: (K, 2) observed pixels;
+    weights: (K,) >= 0. Uses (u − cx)(Z + tz) = f (X + tx), linear in t. None when fewer
+    than two points carry weight."""
+    keep = weights > 0
+    if keep.sum() < 2:
+        return None
+    p, w = points[keep], np.sqrt(weights[keep])
+    du, dv = uv[keep, 0] - camera.cx, uv[keep, 1] - camera.cy
+    f = camera.focal_px
+    n = len(p)
+    a = np.zeros((2 * n, 3))
+    a[:n, 0], a[:n, 2] = f, -du
+    a[n:, 1], a[n:, 2] = f, -dv
+    b = np.concatenate([du * p[:, 2] - f * p[:, 0], dv * p[:, 2] - f * p[:, 1]])
+    ww = np.concatenate([w, w])
+    t, *_ = np.linalg.lstsq(a * ww[:, None], b * ww, rcond=None)
+    if t[2] + p[:, 2].mean() < min_depth:
+        return None
+    return t
+
+
+def trunk_orientation(world: np.ndarray) -> np.ndarray | None:
+    """(3, 3) rotation taking the model's reference trunk (hips along +x, spine up along −y)
+    onto the observed one, from world landmarks (K, 3); None if degenerate."""
+    across = (world[LH] - world[RH]) + (world[LS] - world[RS])
+    up = 0.5 * (world[LS] + world[RS]) - 0.5 * (world[LH] + world[RH])
+    if np.linalg.norm(across) < 1e-6 or np.linalg.norm(up) < 1e-6:
+        return None
+    x = across / np.linalg.norm(across)
+    down = -up - np.dot(-up, x) * x
+    if np.linalg.norm(down) < 1e-6:
+        return None
+    y = down / np.linalg.norm(down)
+    return np.stack([x, y, np.cross(x, y)], axis=1)
+
+
+class AnnyFitter:
+    """Stateful fitter: warm start, accumulated shape, output smoothing. One person."""
+
+    def __init__(self, data: AnnyBodyData, settings: FitSettings | None = None) -> None:
+        self.data = data
+        self.settings = settings or FitSettings()
+        self.parents = data.bone_parents
+        self._par = np.where(self.parents < 0, 0, self.parents)
+        self.levels = kinematic_levels(self.parents)
+        self.rig = build_keypoint_rig(data, topo.LANDMARK_SOURCES)
+        self.fit_bones = np.array([data.bone_index(b) for b in topo.FIT_BONES])
+        sub = subtree_matrix(self.parents)
+        # T[k, f, p] = 1 when pair p belongs to keypoint k and its bone moves with fit bone f.
+        sub_pairs = sub[self.fit_bones][:, self.rig.bone]  # (F, P)
+        self._tree = self.rig.gather[:, None, :] * sub_pairs[None]  # (K, F, P)
+        self._tree_omega = self._tree @ self.rig.omega  # (K, F)
+        self._ancestors = sub.T[self.rig.bone]  # (P, J): bone a is an ancestor-or-self of pair p's
+        self._weights = np.asarray(topo.LANDMARK_WEIGHTS)
+        self._prior = np.array([topo.BONE_PRIOR[b] for b in topo.FIT_BONES])
+        self._hinge = {i: np.asarray(topo.HINGE_AXES[b]) for i, b in enumerate(topo.FIT_BONES)
+                       if b in topo.HINGE_AXES}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame and the accumulated shape (new source or person)."""
+        self._local: np.ndarray | None = None
+        self._root: np.ndarray | None = None
+        self._beta_acc = np.zeros(self.data.num_shape)
+        self._frames = 0
+        self._filter = OneEuroFilter(self.settings.smooth_min_cutoff, self.settings.smooth_beta)
+
+    @property
+    def shape(self) -> np.ndarray:
+        """(S,) the shape accumulated so far."""
+        return self._beta_acc.copy()
+
+    # -- one frame ---------------------------------------------------------------------
+    def fit(self, obs: Observation, with_mesh: bool = True) -> FitOutput:
+        s = self.settings
+        state = rest_state(self.data, self._beta_acc)
+        beta = self._beta_acc.copy()
+        visible = obs.visibility > s.visibility_threshold
+        fresh = self._local is None
+        if fresh:
+            local, root = self.initialise(obs, state)
+        else:
+            local, root = self._local.copy(), self._root.copy()
+            t = self._solve_root(local, root, beta, state, obs, visible)
+            root = t if t is not None else root
+        for _ in range(s.iterations_first if fresh else s.iterations_tracking):
+            if s.fit_shape and np.abs(beta - state.beta).max() > 0.02:
+                # Exact residuals for the current shape; only its Jacobian holds A fixed.
+                state = rest_state(self.data, beta)
+            local, root, beta = self._step(local, root, beta, state, obs, visible)
+        self._local, self._root = local, root
+        self._frames += 1
+        n = min(self._frames, s.shape_frames)
+        self._beta_acc = self._beta_acc + (beta - self._beta_acc) / n
+        if s.smoothing:
+            local, root = self._smooth(local, root, obs.time)
+        return self.evaluate(local, root, beta, obs, visible, with_mesh)
+
+    def initialise(self, obs: Observation, state: RestState) -> tuple[np.ndarray, np.ndarray]:
+        """Closed-form pose and translation from the landmarks (no previous frame)."""
+        local = np.broadcast_to(np.eye(3), (self.data.num_bones, 3, 3)).copy()
+        beta = state.beta
+        if obs.world is not None:
+            trunk = trunk_orientation(obs.world)
+            if trunk is not None:
+                local[0] = trunk
+            for bone, a, b in topo.INIT_SEGMENTS:
+                rot, pos = forward_kinematics(self.levels, self.parents, local, state.offsets, np.zeros(3))
+                pts = self._points(rot, pos, beta, state)[0]
+                d_model, d_obs = pts[b] - pts[a], obs.world[b] - obs.world[a]
+                if np.linalg.norm(d_model) < 1e-6 or np.linalg.norm(d_obs) < 1e-6:
+                    continue
+                turn = minimal_rotation(d_model / np.linalg.norm(d_model), d_obs / np.linalg.norm(d_obs))
+                c = self.data.bone_index(bone)
+                parent_rot = rot[self.parents[c]]
+                local[c] = parent_rot.T @ turn @ parent_rot @ local[c]
+        else:
+            facing_away = obs.points_2d[LS, 0] < obs.points_2d[RS, 0]
+            if facing_away:
+                local[0] = rodrigues(np.array([0.0, np.pi, 0.0]))
+        visible = obs.visibility > self.settings.visibility_threshold
+        root = self._solve_root(local, np.zeros(3), beta, state, obs, visible)
+        return local, root if root is not None else np.array([0.0, 0.0, 3.0])
+
+    def _solve_root(self, local, root, beta, state, obs, visible) -> np.ndarray | None:
+        rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), np.zeros(3))
+        pts = self._points(rot, pos, beta, state)[0]
+        return solve_translation(pts, obs.points_2d, self._weights * visible, obs.camera)
+
+    # -- Gauss-Newton ------------------------------------------------------------------
+    def _offsets(self, beta: np.ndarray, state: RestState) -> np.ndarray:
+        return state.offsets + state.offsets_basis @ (beta - state.beta)
+
+    def _points(self, rot, pos, beta, state):
+        """Posed keypoints (K, 3) plus the pieces the Jacobian needs."""
+        heads = state.heads + state.heads_basis_t @ (beta - state.beta)
+        shifted = RestState(beta, heads, state.heads_basis, state.align, state.offsets, state.offsets_basis)
+        o, ob = self.rig.local_offsets(shifted)
+        pair = self.rig.pair_points(rot, pos, o)
+        return self.rig.gather @ pair, pair, ob
+
+    def _jacobian(self, rot, pos, pair, ob, state) -> np.ndarray:
+        """d keypoints / d [ω (F·3), t (3), β (S)] as (K, 3, N)."""
+        k_count, n_fit = self.rig.gather.shape[0], len(self.fit_bones)
+        y = self._tree @ pair - self._tree_omega[..., None] * pos[self.fit_bones][None]
+        j_rot = -skew(y)  # (K, F, 3, 3)
+        j_rot = np.transpose(j_rot, (0, 2, 1, 3)).reshape(k_count, 3, n_fit * 3)
+        j_t = np.broadcast_to(np.eye(3), (k_count, 3, 3))
+        parts = [j_rot, j_t]
+        if self.settings.fit_shape:
+            e = rot[self._par] @ state.offsets_basis  # (J, 3, S)
+            dj = (self._ancestors @ e.reshape(len(e), -1)).reshape(len(self._ancestors), 3, -1)
+            dpair = rot[self.rig.bone] @ ob + self.rig.omega[:, None, None] * dj
+            parts.append((self.rig.gather @ dpair.reshape(len(dpair), -1)).reshape(k_count, 3, -1))
+        return np.concatenate(parts, axis=2)
+
+    def _step(self, local, root, beta, state, obs, visible):
+        s = self.settings
+        rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), root)
+        pts, pair, ob = self._points(rot, pos, beta, state)
+        jac = self._jacobian(rot, pos, pair, ob, state)
+        n = jac.shape[2]
+        rows_r, rows_j = [], []
+        # 2D reprojection, in mm at the person's depth, Huber-weighted.
+        uv, duv = project(pts, obs.camera)
+        mm_per_px = 1000.0 * max(root[2], 0.3) / obs.camera.focal_px
+        err = (uv - obs.points_2d) * mm_per_px
+        w = self._weights * visible
+        norm = np.linalg.norm(err, axis=1)
+        w = w * np.where(norm > s.robust_mm, np.sqrt(s.robust_mm / np.maximum(norm, 1e-9)), 1.0)
+        rows_r.append((err * w[:, None]).ravel())
+        rows_j.append(((duv @ jac) * (mm_per_px * w)[:, None, None]).reshape(-1, n))
+        # 3D agreement with the world landmarks, relative to the hip centre.
+        if obs.world is not None and s.weight_3d > 0:
+            rel = pts - 0.5 * (pts[LH] + pts[RH])
+            jrel = jac - 0.5 * (jac[LH] + jac[RH])[None]
+            w3 = 1000.0 * s.weight_3d * self._weights * (0.5 + 0.5 * obs.visibility)
+            rows_r.append(((rel - obs.world) * w3[:, None]).ravel())
+            rows_j.append((jrel * w3[:, None, None]).reshape(-1, n))
+        # Pose prior and hinge limits on each fitted bone's local rotation.
+        r_prior, j_prior = self._pose_prior(local, rot, n)
+        rows_r.append(r_prior)
+        rows_j.append(j_prior)
+        # Shape: towards the population mean and towards the accumulated shape.
+        if s.fit_shape:
+            n_shape = len(beta)
+            memory = s.shape_memory * np.sqrt(min(self._frames, s.shape_frames) / s.shape_frames)
+            jb = np.zeros((2 * n_shape, n))
+            jb[:n_shape, n - n_shape:] = s.shape_prior * np.eye(n_shape)
+            jb[n_shape:, n - n_shape:] = memory * np.eye(n_shape)
+            rows_r.append(np.concatenate([s.shape_prior * beta, memory * (beta - self._beta_acc)]))
+            rows_j.append(jb)
+        r = np.concatenate(rows_r)
+        j = np.concatenate(rows_j)
+        h = j.T @ j
+        h[np.diag_indices(n)] += s.damping * np.diag(h) + 1e-6
+        delta = -np.linalg.solve(h, j.T @ r)
+        return self._apply(local, rot, root, beta, delta)
+
+    def _pose_prior(self, local, rot, n) -> tuple[np.ndarray, np.ndarray]:
+        """Residual rows M_f φ_f (φ = the local rotation vector) and d/dω ≈ M_f Rg_parentᵀ."""
+        bones = self.fit_bones[1:]  # the root is free
+        phi = rotation_log(local[bones])  # (F-1, 3)
+        d_phi = np.swapaxes(rot[self.parents[bones]], -1, -2)
+        m = self._prior[1:, None, None] * np.eye(3)  # (F-1, 3, 3)
+        extra = []
+        for f, axis in self._hinge.items():
+            i = f - 1
+            flex = float(axis @ phi[i])
+            m[i] = topo.HINGE_OFF_AXIS * (np.eye(3) - np.outer(axis, axis))
+            extra.append((f, (self._prior[f] if flex >= 0 else topo.HINGE_HYPEREXTENSION) * axis))
+        mj = m @ d_phi  # (F-1, 3, 3)
+        r = (m @ phi[..., None]).ravel()
+        j = np.zeros((len(bones), 3, n))
+        cols = 3 * np.arange(1, len(self.fit_bones))[:, None] + np.arange(3)
+        j[np.arange(len(bones))[:, None, None], np.arange(3)[None, :, None], cols[:, None, :]] = mj
+        j = j.reshape(-1, n)
+        if extra:
+            je = np.zeros((len(extra), n))
+            re = np.zeros(len(extra))
+            for row, (f, vec) in enumerate(extra):
+                re[row] = vec @ phi[f - 1]
+                je[row, 3 * f:3 * f + 3] = vec @ d_phi[f - 1]
+            r, j = np.concatenate([r, re]), np.vstack([j, je])
+        return r, j
+
+    def _apply(self, local, rot, root, beta, delta):
+        n_fit = len(self.fit_bones)
+        omega = delta[:3 * n_fit].reshape(n_fit, 3)
+        parent_rot = rot[self._par[self.fit_bones]]
+        parent_rot[0] = np.eye(3)  # the root's increment is already in its own (world) axes
+        local = local.copy()
+        local_omega = (np.swapaxes(parent_rot, -1, -2) @ omega[..., None])[..., 0]
+        local[self.fit_bones] = rodrigues(local_omega) @ local[self.fit_bones]
+        root = root + delta[3 * n_fit:3 * n_fit + 3]
+        if self.settings.fit_shape:
+            beta = beta + delta[3 * n_fit + 3:]
+        return local, root, beta
+
+    # -- output ------------------------------------------------------------------------
+    def _smooth(self, local, root, t):
+        vec = np.concatenate([rotation_log(local[self.fit_bones]).ravel(), root])
+        out = self._filter(vec, t)
+        local = local.copy()
+        local[self.fit_bones] = rodrigues(out[:-3].reshape(-1, 3))
+        return local, out[-3:]
+
+    def evaluate(self, local, root, beta, obs: Observation, visible, with_mesh: bool = True) -> FitOutput:
+        """Exact model output (rest orientations recomputed for β) for the given parameters."""
+        state = rest_state(self.data, beta)
+        rot, pos = forward_kinematics(self.levels, self.parents, local, state.offsets, root)
+        o, _ = self.rig.local_offsets(state)
+        pts = self.rig.points(rot, pos, o)
+        uv, _ = project(pts, obs.camera)
+        err = np.linalg.norm(uv - obs.points_2d, axis=1)
+        rmse = float(np.sqrt(np.mean(err[visible] ** 2))) if visible.any() else float("nan")
+        verts = None
+        if with_mesh:
+            transforms = skinning_transforms(rot, pos, state)
+            verts = skin_vertices(rest_vertices(self.data, beta), self.data.skin_indices,
+                                  self.data.skin_weights, transforms)
+        return FitOutput(local, root, beta, pos.astype(np.float32), pts.astype(np.float32),
+                         uv.astype(np.float32), verts, rmse, visible)
