@@ -62,8 +62,9 @@ class TddfaTrackerSettings:
 class FaceFit:
     """One frame's regression decoded.
 
-    roi: (4,) float64 image pixels; params: decoded 62-d vector; landmarks: (68, 3) float32
-    image coordinates (official convention, z larger = closer).
+    regression: the ROI (4,) float64 image pixels with raw and de-normalised parameters;
+    params: the decoded 62-d vector; landmarks: (68, 3) float32 image coordinates
+    (official convention: z larger = closer).
     """
 
     regression: Regression
@@ -110,8 +111,6 @@ class TddfaFaceTracker:
     widen_factor: None infers it from the checkpoint. The detector is created on first need.
     """
 
-    name = "face"
-
     def __init__(self, checkpoint_path: str | Path, param_stats_path: str | Path, bfm_path: str | Path,
                  device: str = "cpu", widen_factor: float | None = None,
                  settings: TddfaTrackerSettings | None = None, tri_path: str | Path | None = None,
@@ -142,8 +141,11 @@ class TddfaFaceTracker:
 
     def process(self, frame: Frame, perception: PerceptionResult | None = None,
                 observed68: np.ndarray | None = None) -> FaceResult | None:
-        """Fit one frame. observed68: optional (68, 2) image points for fit_rmse_px; taken
-        from perception's face landmarks when not given."""
+        """Fit one frame; None when no face is found.
+
+        observed68: optional (68, 2) image points (iBUG order) for fit_rmse_px, taken from
+        perception's face landmarks when not given; on detection frames they also give the ROI.
+        """
         image = frame.image
         if observed68 is None:
             observed68 = observed_ibug68(perception)
