@@ -218,12 +218,19 @@ class PifuModel:
         return self.net_g.logits(self._feat().g, points.to(self.device), calib.to(self.device))
 
     @torch.inference_mode()
+    def query_color_logits(self, points: torch.Tensor, calib: torch.Tensor) -> torch.Tensor:
+        """Pre-tanh netC output (B, 3, N)."""
+        return self._color_net().logits(self._feat().c, points.to(self.device), calib.to(self.device))
+
+    def _color_net(self) -> ResBlkPIFu:
+        if self.net_c is None or self._feat().c is None:
+            raise RuntimeError("this PIFu model was loaded without a colour network (net_C)")
+        return self.net_c
+
+    @torch.inference_mode()
     def query_color(self, points: torch.Tensor, calib: torch.Tensor) -> torch.Tensor:
         """points (B, 3, N), calib (B, 4, 4) -> raw netC output (B, 3, N) in [-1, 1] (tanh)."""
-        feat = self._feat()
-        if self.net_c is None or feat.c is None:
-            raise RuntimeError("this PIFu model was loaded without a colour network (net_C)")
-        return self.net_c.query(feat.c, points.to(self.device), calib.to(self.device))
+        return self._color_net().query(self._feat().c, points.to(self.device), calib.to(self.device))
 
 
 def load_pifu(net_g_path: str | Path, net_c_path: str | Path | None = None,
@@ -258,13 +265,19 @@ class PifuField:
     in chunks of `chunk` points (the MLP holds 1024 x chunk floats per layer).
     """
 
-    def __init__(self, model: PifuModel, image: torch.Tensor, calib: torch.Tensor | None = None,
+    def __init__(self, model: PifuModel, features: PifuFeatures, calib: torch.Tensor | None = None,
                  chunk: int = 1 << 15):
         self.model = model
+        self.features = features
         self.chunk = chunk
         calib = CALIB_WILD if calib is None else calib.reshape(4, 4).float()
         self.calib = (calib @ PIFU_FROM_CUBE)[None].to(model.device)
-        self.features = model.filter(image)
+
+    @classmethod
+    def from_image(cls, model: PifuModel, image: torch.Tensor, calib: torch.Tensor | None = None,
+                   chunk: int = 1 << 15) -> "PifuField":
+        """Filter a (1, 3, 512, 512) image (see image_tensor) and wrap its features."""
+        return cls(model, model.filter(image), calib, chunk)
 
     def _run(self, fn: Any, points: torch.Tensor) -> torch.Tensor:
         self.model.features = self.features
