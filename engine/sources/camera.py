@@ -233,6 +233,8 @@ class CameraSource:
         return image
 
     def read(self) -> Frame | None:
+        if self._state == "closed":  # never opened (or closed): nothing to reconnect to
+            return None
         while not self._stop.is_set():
             image = self._read_device()
             if self._stop.is_set():

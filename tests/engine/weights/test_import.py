@@ -78,3 +78,14 @@ def test_import_errors(manifest: Path, tmp_path: Path) -> None:
         import_file(unknown, "stats-b")
     with pytest.raises(WeightsError, match="unknown model 'nope'"):
         import_file(unknown, "nope")
+
+
+def test_import_official_files_by_hash(shared_file, weights_root: Path, monkeypatch) -> None:
+    """The repository manifest's recorded hashes identify the official 3DDFA_V2 files."""
+    monkeypatch.delenv("HOLOCAP_MANIFEST", raising=False)
+    checkpoint = import_file(shared_file("reference/3ddfa_v2/assets/mb05_120x120.pth"))
+    assert checkpoint.name == "tddfa-mb05" and checkpoint.state == "missing"  # statistics not yet there
+    import_file(shared_file("reference/3ddfa_v2/assets/param_mean_std_62d_120x120.pkl"))
+    status = model_status("tddfa-mb05")
+    assert status.state == "installed" and not status.trusted_on_first_use
+    assert status.paths["checkpoint"] == weights_root / "tddfa/mb05_120x120.pth"
