@@ -76,7 +76,8 @@ class FpsMeter:
 class Pacer:
     """Sleeps so that frame n is released no earlier than t0 + n / fps (file playback)."""
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._period = 1.0 / fps if fps > 0 else 0.0
         self._t0: float | None = None
         self._n = 0
@@ -87,7 +88,7 @@ class Pacer:
     def wait(self, stop_wait: Callable[[float], object] | None = None) -> None:
         """Block until the next frame is due. `stop_wait(seconds)` (e.g. Event.wait) lets a
         closing thread cut the sleep short; it returns True when interrupted."""
-        now = time.monotonic()
+        now = self._clock()
         if self._t0 is None:
             self._t0 = now
         due = self._t0 + self._n * self._period
