@@ -170,6 +170,8 @@ class DynamicTexture:
             self.allocations += 1
         else:
             GL.glTexSubImage2D(GL.GL_TEXTURE_2D, 0, 0, 0, w, h, fmt, GL.GL_UNSIGNED_BYTE, image)
+        # Back to the default: Qt's painter uploads its glyph cache assuming 4.
+        GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 4)
 
     def bind(self, unit: int = 0) -> None:
         GL.glActiveTexture(GL.GL_TEXTURE0 + unit)

@@ -120,6 +120,7 @@ def volume_result(size: int = 96) -> VolumeResult:
     return VolumeResult(yaw_deg=yaw, color=color, normal=normal, depth=depth)
 
 
-def frame_result(image: np.ndarray, results: dict, index: int = 0, errors: dict | None = None) -> FrameResult:
-    return FrameResult(frame=Frame(image, index, 0.0, "synthetic:render-test"), results=results,
+def frame_result(image: np.ndarray, results: dict, index: int = 0, errors: dict | None = None,
+                 t_capture: float = 0.0) -> FrameResult:
+    return FrameResult(frame=Frame(image, index, t_capture, "synthetic:render-test"), results=results,
                        errors=errors or {})

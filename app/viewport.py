@@ -1,0 +1,273 @@
+"""The OpenGL viewport: draws the newest FrameResult with engine.render's SceneRenderer in a
+QOpenGLWidget, with mouse orbit/zoom and a HUD painted over it with QPainter.
+
+The widget keeps only the newest result (older or repeated frame indices are dropped and
+counted) and repaints on its own GUI-thread timer at display rate when something changed,
+so a fast pipeline never queues paints and a slow one costs nothing while idle.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Any, Mapping
+
+import numpy as np
+from PyQt6.QtCore import QPointF, Qt, QTimer
+from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QSurfaceFormat, QWheelEvent
+from PyQt6.QtOpenGLWidgets import QOpenGLWidget
+from PyQt6.QtWidgets import QWidget
+
+from engine.render.scene import FrameResultLike, SceneRenderer
+from engine.render.view import VIEW_MODES, OrbitCamera, ViewSettings
+
+log = logging.getLogger(__name__)
+
+ORBIT_DEG_PER_PX = 0.4
+ZOOM_PER_WHEEL_STEP = 1.1
+FPS_WINDOW = 30  # paints averaged for render_fps
+
+
+def surface_format() -> QSurfaceFormat:
+    """OpenGL 3.3 core with depth and 4x MSAA: what the shaders in shaders/ need."""
+    fmt = QSurfaceFormat()
+    fmt.setRenderableType(QSurfaceFormat.RenderableType.OpenGL)
+    fmt.setVersion(3, 3)
+    fmt.setProfile(QSurfaceFormat.OpenGLContextProfile.CoreProfile)
+    fmt.setDepthBufferSize(24)
+    fmt.setSamples(4)
+    return fmt
+
+
+def hud_lines(stats: Mapping[str, Any]) -> list[str]:
+    """'label: value' lines for the HUD; floats get one decimal, None shows as '-'."""
+    lines = []
+    for key, value in stats.items():
+        if value is None:
+            text = "-"
+        elif isinstance(value, float):
+            text = f"{value:.1f}"
+        else:
+            text = str(value)
+        lines.append(f"{key}: {text}")
+    return lines
+
+
+def is_stale(new: FrameResultLike, held: FrameResultLike) -> bool:
+    """True when `new` is not newer than `held`: same source, index and capture time not later."""
+    return (new.frame.source_id == held.frame.source_id and new.frame.index <= held.frame.index
+            and new.frame.t_capture <= held.frame.t_capture)
+
+
+def qimage_to_bgr(image: QImage) -> np.ndarray:
+    """(H, W, 3) uint8 BGR copy of a QImage."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
+    data = np.frombuffer(rgb.constBits().asstring(stride * h), np.uint8).reshape(h, stride)
+    return np.ascontiguousarray(data[:, : w * 3].reshape(h, w, 3)[:, :, ::-1])
+
+
+class Viewport(QOpenGLWidget):
+    """Shows FrameResults. `set_frame_result()` from the GUI thread (the app's bridge turns
+    pipeline callbacks into queued signals); everything else is GUI-thread only too.
+
+    Mouse: left-drag orbits the mesh view (or turns the volume view), wheel zooms,
+    double-click resets. `grab_image()` returns the clean view (no HUD) as BGR.
+    """
+
+    def __init__(self, parent: QWidget | None = None, view: ViewSettings | None = None,
+                 refresh_hz: float | None = None) -> None:
+        super().__init__(parent)
+        self.setFormat(surface_format())
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(160, 120)
+        self._view = view or ViewSettings()
+        self._scene = SceneRenderer()
+        self._lock = threading.Lock()
+        self._pending: FrameResultLike | None = None
+        self._shown: FrameResultLike | None = None
+        self._dirty = True
+        self._dropped = 0
+        self._hud: dict[str, Any] = {}
+        self._show_hud = True
+        self._paint_times: deque[float] = deque(maxlen=FPS_WINDOW)
+        self._drag_from: QPointF | None = None
+        self._gl_ready = False
+
+        screen = self.screen()
+        rate = refresh_hz or (screen.refreshRate() if screen is not None else 0.0) or 60.0
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._on_tick)
+        self._timer.start(max(1, int(round(1000.0 / rate))))
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def view(self) -> ViewSettings:
+        return self._view
+
+    def set_view(self, view: ViewSettings) -> None:
+        self._view = view
+        self._mark_dirty()
+
+    def set_view_mode(self, mode: str) -> None:
+        if mode not in VIEW_MODES:
+            raise ValueError(f"unknown view mode {mode!r}; expected one of {VIEW_MODES}")
+        self.set_view(replace(self._view, mode=mode))
+
+    def reset_orbit(self) -> None:
+        self.set_view(replace(self._view, orbit=OrbitCamera(), volume_yaw_deg=0.0))
+
+    def set_frame_result(self, frame_result: FrameResultLike) -> None:
+        """Keep `frame_result` if it is newer than the one held; stale ones (same source, an
+        index and capture time not later) and ones replaced before they were drawn count as
+        dropped. A restarted source (index back to 0, later capture time) is accepted."""
+        with self._lock:
+            current = self._pending if self._pending is not None else self._shown
+            if current is not None and is_stale(frame_result, current):
+                self._dropped += 1
+                return
+            if self._pending is not None:
+                self._dropped += 1
+            self._pending = frame_result
+            self._dirty = True
+
+    @property
+    def frame_result(self) -> FrameResultLike | None:
+        """The newest result held (drawn or about to be)."""
+        with self._lock:
+            return self._pending if self._pending is not None else self._shown
+
+    def clear(self) -> None:
+        """Forget the held result (source changed): the view shows "waiting for frames"."""
+        with self._lock:
+            self._pending = self._shown = None
+        self._mark_dirty()
+
+    @property
+    def dropped_frames(self) -> int:
+        """Results received but never drawn (stale or replaced before the next paint)."""
+        return self._dropped
+
+    @property
+    def render_fps(self) -> float:
+        """Paints per second over the last FPS_WINDOW paints (0 before two paints or when
+        the last paint is over a second old)."""
+        times = self._paint_times
+        if len(times) < 2 or time.monotonic() - times[-1] > 1.0:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+    def set_hud_stats(self, stats: Mapping[str, Any]) -> None:
+        """Lines for the HUD, e.g. {"capture fps": 30.0, "face ms": 4.2, "dropped": 3};
+        an empty mapping hides it."""
+        self._hud = dict(stats)
+        self._mark_dirty()
+
+    def grab_image(self, hud: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 BGR of the view at the widget's size in device pixels; without
+        the HUD unless `hud`."""
+        shown = self._show_hud
+        self._show_hud = hud
+        try:
+            image = self.grabFramebuffer()
+        finally:
+            self._show_hud = shown
+        return qimage_to_bgr(image)
+
+    # -- GL ------------------------------------------------------------------------------
+
+    def initializeGL(self) -> None:  # noqa: N802 (Qt API)
+        self._scene.initialize()
+        self._gl_ready = True
+        context = self.context()
+        if context is not None:
+            context.aboutToBeDestroyed.connect(self._release_gl)
+
+    def paintGL(self) -> None:  # noqa: N802 (Qt API)
+        with self._lock:
+            if self._pending is not None:
+                self._shown, self._pending = self._pending, None
+            frame_result = self._shown
+            self._dirty = False
+        ratio = self.devicePixelRatioF()
+        width, height = int(round(self.width() * ratio)), int(round(self.height() * ratio))
+        painter = QPainter(self)
+        try:
+            painter.beginNativePainting()
+            self._scene.render(frame_result, self._view, width, height)
+            painter.endNativePainting()
+            if self._show_hud and self._hud:
+                self._paint_hud(painter)
+        finally:
+            painter.end()
+        self._paint_times.append(time.monotonic())
+
+    def _paint_hud(self, painter: QPainter) -> None:
+        lines = hud_lines(self._hud)
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        font.setPointSizeF(9.0)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        line_h = metrics.height()
+        width = max(metrics.horizontalAdvance(line) for line in lines) + 16
+        painter.fillRect(8, 8, width, line_h * len(lines) + 10, QColor(0, 0, 0, 150))
+        painter.setPen(QColor(230, 235, 240))
+        for i, line in enumerate(lines):
+            painter.drawText(16, 13 + metrics.ascent() + i * line_h, line)
+
+    def _release_gl(self) -> None:
+        if not self._gl_ready:
+            return
+        self.makeCurrent()
+        try:
+            self._scene.close()
+        finally:
+            self.doneCurrent()
+            self._gl_ready = False
+
+    # -- timing and input ----------------------------------------------------------------
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    def _on_tick(self) -> None:
+        if self._dirty and self.isVisible():
+            self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._drag_from = event.position()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        if self._drag_from is None:
+            return
+        delta = event.position() - self._drag_from
+        self._drag_from = event.position()
+        # Dragging right turns the model right: the eye moves left (negative yaw).
+        d_yaw, d_pitch = -delta.x() * ORBIT_DEG_PER_PX, delta.y() * ORBIT_DEG_PER_PX
+        if self._view.mode == "volume":
+            yaw = (self._view.volume_yaw_deg + d_yaw + 180.0) % 360.0 - 180.0
+            self.set_view(replace(self._view, volume_yaw_deg=yaw))
+        else:
+            self.set_view(replace(self._view, orbit=self._view.orbit.orbited(d_yaw, d_pitch)))
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._drag_from = None
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
+        self.reset_orbit()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt API)
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.set_view(replace(self._view, orbit=self._view.orbit.zoomed(ZOOM_PER_WHEEL_STEP ** steps)))
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self._timer.stop()
+        super().closeEvent(event)
