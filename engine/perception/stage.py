@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 
 from engine.frame import Frame
+from engine.perception.people import (choose_person, crop_box, extract_square, find_people,
+                                      smooth_box, uncrop_mask)
 from engine.perception.result import PerceptionResult
 from engine.stage import StageContext
 
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 NUM_FACE_LANDMARKS = 478
 NUM_POSE_LANDMARKS = 33
+POSE_CROP_SIZE = 512  # fixed crop size: keeps the pose graph's input stable across frames
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class PerceptionSettings:
 
     static_image_mode: detect on every frame (photos, image folders) instead of tracking
     from the previous frame (video, camera).
+    multi_person: look for several people (selfie-segmentation blobs) and give the pose
+    graph a crop around the chosen one; `person` None = the largest, most central person,
+    an int = the person-th from the left.
+    people_every: look for people every N frames (the crop is kept in between).
     """
 
     face: bool = True
@@ -37,6 +44,9 @@ class PerceptionSettings:
     static_image_mode: bool = False
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
+    multi_person: bool = True
+    person: int | None = None
+    people_every: int = 5
 
 
 class PerceptionStage:
@@ -46,6 +56,11 @@ class PerceptionStage:
         self.settings = settings or PerceptionSettings()
         self._face_mesh = None
         self._pose = None
+        self._selfie = None
+        self._crop: np.ndarray | None = None  # (4,) float32 pose crop box, None = full frame
+        self._person_box: np.ndarray | None = None  # the followed person's blob box
+        self._pose_centre: np.ndarray | None = None  # (2,) last pose landmarks' mean, pixels
+        self._frames_seen = 0
         self._build()
 
     def _build(self) -> None:
@@ -61,16 +76,21 @@ class PerceptionStage:
                 min_detection_confidence=s.min_detection_confidence,
                 min_tracking_confidence=s.min_tracking_confidence,
             )
+            if s.multi_person and s.pose:
+                self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
         if s.pose or s.segmentation:
             self._pose = mp.solutions.pose.Pose(
                 static_image_mode=s.static_image_mode,
                 model_complexity=1,
                 smooth_landmarks=not s.static_image_mode,
                 enable_segmentation=s.segmentation,
-                smooth_segmentation=not s.static_image_mode,
+                # Crops change the input size, which the segmentation smoother rejects.
+                smooth_segmentation=not s.static_image_mode and not s.multi_person,
                 min_detection_confidence=s.min_detection_confidence,
                 min_tracking_confidence=s.min_tracking_confidence,
             )
+            if s.multi_person and s.pose:
+                self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
 
     def process(self, frame: Frame, ctx: StageContext) -> PerceptionResult:
         height, width = frame.image.shape[:2]
@@ -84,14 +104,29 @@ class PerceptionStage:
                 face_box = np.array([*face[:, :2].min(0), *face[:, :2].max(0)], np.float32)
         pose = visibility = world = mask = None
         if self._pose is not None:
-            out = self._pose.process(rgb)
+            self._update_person_crop(rgb)
+            if self._crop is None:
+                x0, y0, crop_w, crop_h = 0.0, 0.0, width, height
+                out = self._pose.process(rgb)
+            else:
+                x0, y0 = float(self._crop[0]), float(self._crop[1])
+                crop_w = crop_h = float(self._crop[2] - self._crop[0])
+                out = self._pose.process(extract_square(rgb, self._crop, POSE_CROP_SIZE))
             if out.pose_landmarks is not None and self.settings.pose:
-                pose = landmarks_to_pixels(out.pose_landmarks.landmark, width, height)
+                pose = landmarks_to_pixels(out.pose_landmarks.landmark, crop_w, crop_h)
+                pose[:, 0] += x0
+                pose[:, 1] += y0
+                self._pose_centre = pose[:, :2].mean(axis=0)
                 visibility = np.array([p.visibility for p in out.pose_landmarks.landmark], np.float32)
                 if out.pose_world_landmarks is not None:
                     world = np.array([[p.x, p.y, p.z] for p in out.pose_world_landmarks.landmark], np.float32)
             if self.settings.segmentation and out.segmentation_mask is not None:
                 mask = np.asarray(out.segmentation_mask, dtype=np.float32)
+                if self._crop is not None:
+                    mask = uncrop_mask(mask, self._crop, width, height)
+        if pose is None:
+            self._pose_centre = None
+        self._frames_seen += 1
         return PerceptionResult(
             image_size=(height, width),
             face_landmarks=face,
@@ -102,16 +137,39 @@ class PerceptionStage:
             segmentation=mask,
         )
 
+    def _update_person_crop(self, rgb: np.ndarray) -> None:
+        """Every `people_every` frames, find the people in view (segmentation blobs) and
+        decide what the pose graph sees: the full frame while it already tracks the chosen
+        person (or only one person is in view), else a crop around the chosen person."""
+        if self._selfie is None or self._frames_seen % max(1, self.settings.people_every):
+            return
+        mask = self._selfie.process(rgb).segmentation_mask
+        people = find_people(np.asarray(mask, np.float32)) if mask is not None else []
+        chosen = choose_person(people, self.settings.person, self._person_box)
+        self._person_box = None if chosen is None else chosen.box  # followed even when alone
+        if chosen is None or len(people) < 2:
+            self._crop = None
+            return
+        tracked = self._pose_centre
+        if self._crop is None and tracked is not None and _inside(tracked, chosen.box):
+            return  # the full-frame tracker is already on the chosen person: keep it
+        self._crop = smooth_box(self._crop, crop_box(chosen.box))
+
     def reset(self) -> None:
         """A new source: drop mediapipe's tracking state by rebuilding the graphs."""
         self.close()
         self._build()
 
     def close(self) -> None:
-        for graph in (self._face_mesh, self._pose):
+        for graph in (self._face_mesh, self._pose, self._selfie):
             if graph is not None:
                 graph.close()
-        self._face_mesh = self._pose = None
+        self._face_mesh = self._pose = self._selfie = None
+        self._crop, self._person_box, self._pose_centre, self._frames_seen = None, None, None, 0
+
+
+def _inside(point: np.ndarray, box: np.ndarray) -> bool:
+    return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
 
 
 def landmarks_to_pixels(landmarks, width: int, height: int) -> np.ndarray:
