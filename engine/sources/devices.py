@@ -70,9 +70,12 @@ def parse_v4l2_formats(text: str) -> tuple[CameraMode, ...]:
         line = line.strip()
         if m := re.match(r"\[\d+\]:\s*'(\w{1,4})'", line):
             fourcc, size = m.group(1), None
-        elif m := re.match(r"Size:\s*\w+\s+(\d+)x(\d+)", line):
-            size = (int(m.group(1)), int(m.group(2)))
-        elif (m := re.search(r"\(([\d.]+)\s*fps\)", line)) and size is not None and line.startswith("Interval"):
+        elif line.startswith("Size:") and (sizes := re.findall(r"(\d+)x(\d+)", line)):
+            # "Discrete 640x480", or "Stepwise 16x16 - 1920x1080 ...": keep the largest.
+            size = (int(sizes[-1][0]), int(sizes[-1][1]))
+        elif line.startswith("Interval") and size is not None and (
+                m := re.search(r"\((?:[\d.]+-)?([\d.]+)\s*fps\)", line)):
+            # "(30.000 fps)", or a stepwise range "(1.000-30.000 fps)": keep the highest rate.
             modes.append(CameraMode(size[0], size[1], float(m.group(1)), fourcc))
     return tuple(dict.fromkeys(modes))
 

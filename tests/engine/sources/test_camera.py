@@ -174,6 +174,9 @@ def test_parse_v4l2_formats() -> None:
         CameraMode(1280, 720, 30.0, "MJPG"), CameraMode(1280, 720, 15.0, "MJPG"),
         CameraMode(640, 480, 30.0, "MJPG"), CameraMode(640, 480, 30.0, "YUYV"))
     assert parse_v4l2_formats("") == ()
+    stepwise = ("\t[0]: 'YUYV' (YUYV 4:2:2)\n\t\tSize: Stepwise 16x16 - 1920x1080 with step 1/1\n"
+                "\t\t\tInterval: Stepwise 0.033s - 1.000s with step 0.000s (1.000-30.000 fps)\n")
+    assert parse_v4l2_formats(stepwise) == (CameraMode(1920, 1080, 30.0, "YUYV"),)
 
 
 def test_parse_mode_and_fourcc() -> None:
