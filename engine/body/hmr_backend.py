@@ -99,6 +99,16 @@ class HmrBodyEstimator:
             log.warning("SMPL-format model with %d vertices (SMPL has %d): face, hand and foot keypoints "
                         "are not available", smpl.num_vertices, SMPL_NUM_VERTICES)
 
+    @property
+    def regressor(self) -> torch.nn.Module:
+        """The HMR network (eval mode, on `device`)."""
+        return self._net
+
+    @property
+    def body_model(self) -> SmplLayer:
+        """The SMPL layer that poses the network's output."""
+        return self._smpl
+
     def person_box(self, frame: Frame, perception: PerceptionResult | None) -> tuple[np.ndarray, float] | None:
         """SPIN crop (center (2,) pixels, scale = side / 200) from pose landmarks, else the
         segmentation's bounding box; with no perception at all, the whole image (SPIN's demo
