@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated: perception,face,body,volume (default: saved setting)")
         p.add_argument("--loop", action="store_true", help="restart a video file at its end")
         p.add_argument("--camera-mode", default=None, help="camera mode WxH@fps, e.g. 1280x720@30")
+        p.add_argument("--person", type=int, default=None,
+                       help="with several people: k-th from the left (default: largest, most central)")
 
     gui = sub.add_parser("gui", help="the desktop app (default)")
     add_source_args(gui)
@@ -104,6 +106,7 @@ def cmd_run(args, settings) -> int:
             body_backend=settings.body_backend, volume_backend=settings.volume_backend,
             smoothing=settings.smoothing, hfov_deg=settings.hfov_deg,
             static_images=_is_static_images(source),
+            person=None if args.person is None or args.person < 0 else args.person,
             export_dir=(args.out / "meshes") if args.export_meshes else None)
         stages = build_stages(_stage_list(args.stages, settings), options)
         outputs = _make_outputs(args)

@@ -132,6 +132,13 @@ class ControlsDock(QDockWidget):
         mode.setPlaceholderText("e.g. 1280x720@30 (empty: default)")
         mode.editingFinished.connect(lambda: self._set_and_restart("camera_mode", mode.text().strip()))
         form.addRow("camera mode", mode)
+        person = QComboBox()
+        person.addItem("largest / most central", -1)
+        for k in range(6):
+            person.addItem(f"{k + 1}. from the left", k)
+        person.setCurrentIndex(max(0, person.findData(self.settings.person)))
+        person.currentIndexChanged.connect(lambda _i: self._set_and_restart("person", person.currentData()))
+        form.addRow("person", person)
         return box
 
     def _outputs_box(self) -> QGroupBox:

@@ -160,7 +160,8 @@ class MainWindow(QMainWindow):
     def stage_options(self) -> StageOptions:
         s = self.settings
         return StageOptions(device=s.device, face_backend=s.face_backend, body_backend=s.body_backend,
-                            volume_backend=s.volume_backend, smoothing=s.smoothing, hfov_deg=s.hfov_deg)
+                            volume_backend=s.volume_backend, smoothing=s.smoothing, hfov_deg=s.hfov_deg,
+                            person=None if s.person < 0 else s.person)
 
     def restart(self) -> None:
         spec = self.settings.last_source

@@ -31,6 +31,7 @@ class StageOptions:
     smoothing: bool = True
     hfov_deg: float = 60.0
     static_images: bool = False  # photos / image folders: detect on every frame
+    person: int | None = None  # None: largest/most central; k: the k-th person from the left
     export_dir: Path | None = None  # per-frame mesh export when set
     on_progress: Callable[[str], None] | None = None  # model-loading messages for the GUI
 
@@ -59,7 +60,8 @@ def build_perception(options: StageOptions) -> Stage:
     from engine.perception.stage import PerceptionSettings, PerceptionStage
 
     _progress(options, "loading mediapipe face mesh, pose and segmentation…")
-    return PerceptionStage(PerceptionSettings(static_image_mode=options.static_images))
+    return PerceptionStage(PerceptionSettings(static_image_mode=options.static_images,
+                                              person=options.person))
 
 
 def build_face(options: StageOptions) -> Stage:
