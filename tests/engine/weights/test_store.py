@@ -52,6 +52,17 @@ def test_flipped_byte_is_corrupt(installed: Path) -> None:
     assert fetch("two").state == "installed"
 
 
+def test_rewrite_within_one_timestamp_tick_is_caught(installed: Path) -> None:
+    # Coarse file-system clocks can give a rewrite the same mtime as the install; the cache
+    # record (hashed just after that mtime) must then not vouch for the file.
+    path = installed / "two/a.pth"
+    stat = path.stat()
+    _flip(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert model_status("two").state == "corrupt"
+
+
 def test_truncated_file_is_corrupt_by_size(installed: Path) -> None:
     path = installed / "two/b.pkl"
     path.write_bytes(path.read_bytes()[:50])
