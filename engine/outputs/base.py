@@ -1,0 +1,256 @@
+"""What every output shares: the `Output` protocol, the latest-wins hand-off and letterboxing.
+
+An output receives the clean rendered view (no UI) as BGR images. `send` never blocks the
+pipeline: it puts the newest image into a size-1 slot (replacing, and counting, an image the
+output's thread has not taken yet); the output's own thread encodes and delivers it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Generic, Mapping, Protocol, TypeVar, runtime_checkable
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# What a delivering thread may reasonably hit (disk full, device gone, codec refusal).
+# Anything else is a bug and is left to propagate (threading.excepthook logs it).
+DELIVERY_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, ValueError, cv2.error)
+
+
+@runtime_checkable
+class Output(Protocol):
+    """A sink for rendered images: virtual camera, MJPEG server, recorder, video file."""
+
+    name: str
+
+    def start(self) -> None:
+        """Open the device/file/socket; raises when that is impossible."""
+        ...
+
+    def send(self, image_bgr: np.ndarray, frame_index: int, t: float) -> None:
+        """Hand over one image: (H, W, 3) uint8 BGR; `t` in seconds (time.monotonic of
+        capture). Returns at once; never blocks on I/O."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release everything; idempotent."""
+        ...
+
+
+def letterbox_geometry(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Where an src_w×src_h image lands inside width×height, aspect kept.
+
+    Returns (x0, y0, w, h) in output pixels: the scaled image covers [x0, x0+w) × [y0, y0+h),
+    centred, with w, h ≥ 1.
+    """
+    if src_w <= 0 or src_h <= 0 or width <= 0 or height <= 0:
+        raise ValueError(f"letterbox needs positive sizes, got {src_w}x{src_h} -> {width}x{height}")
+    scale = min(width / src_w, height / src_h)
+    w = min(width, max(1, round(src_w * scale)))
+    h = min(height, max(1, round(src_h * scale)))
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale `image` to fit width×height keeping its aspect ratio; pad the rest with black.
+
+    image: (H, W, 3) or (H, W) uint8. Returns (height, width[, 3]) uint8, a new array
+    (the input itself when it already has the target size).
+    """
+    src_h, src_w = image.shape[:2]
+    if (src_w, src_h) == (width, height):
+        return image
+    x0, y0, w, h = letterbox_geometry(src_w, src_h, width, height)
+    # INTER_AREA avoids aliasing when shrinking; INTER_LINEAR is the sane choice when growing.
+    interp = cv2.INTER_AREA if w < src_w else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (w, h), interpolation=interp)
+    out = np.zeros((height, width) + image.shape[2:], dtype=image.dtype)
+    out[y0:y0 + h, x0:x0 + w] = scaled
+    return out
+
+
+class LatestSlot(Generic[T]):
+    """A size-1, latest-wins hand-off between one producer and one consumer thread.
+
+    `put` replaces an item the consumer has not taken yet and counts it in `dropped`.
+    `close` wakes the consumer; `take` then returns None.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._closed = False
+        self.put_count = 0
+        self.dropped = 0
+
+    def put(self, item: T) -> bool:
+        """Store `item`; returns False (and drops it) when the slot is closed."""
+        with self._cond:
+            if self._closed:
+                self.dropped += 1
+                return False
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self.put_count += 1
+            self._cond.notify()
+            return True
+
+    def count_drop(self) -> None:
+        """Count an item refused before reaching the slot (output not running)."""
+        with self._cond:
+            self.dropped += 1
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """Wait up to `timeout` s (None: forever) for an item; None on timeout or close."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
+            item, self._item = self._item, None
+            return item
+
+    def take_nowait(self) -> T | None:
+        with self._cond:
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+@dataclass(frozen=True)
+class OutputItem:
+    """One image in flight to an output.
+
+    image: (H, W, 3) uint8 BGR, owned by the output (copied in `send`).
+    frame_index: the source frame's index. t: seconds, time.monotonic() at capture.
+    extras: output-specific data (the recorder's results and meshes), or empty.
+    """
+
+    image: np.ndarray
+    frame_index: int
+    t: float
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    """Counters of one output: images handed over, delivered, dropped (replaced before the
+    output's thread took them, or sent after close/failure), and the failure, if any."""
+
+    received: int
+    delivered: int
+    dropped: int
+    failed: str | None
+
+
+class ThreadedOutput:
+    """Base for outputs that deliver on their own thread through a `LatestSlot`.
+
+    Subclasses implement `_open()` (caller's thread, may raise), `_deliver(item)` (worker
+    thread) and `_release()` (after the worker stopped); `_run()` may be overridden for
+    paced delivery. A delivery error stops the output: it is logged once and reported in
+    `stats.failed`; later `send`s are dropped.
+    """
+
+    name: str = "output"
+
+    def __init__(self) -> None:
+        self._slot: LatestSlot[OutputItem] = LatestSlot()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._delivered = 0
+        self._failed: str | None = None
+        self._started = False
+        self._closed = False
+
+    # -- public API -------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self._open()
+        self._started = True
+        self._thread = threading.Thread(target=self._worker, name=f"holocap-output-{self.name}", daemon=True)
+        self._thread.start()
+
+    def send(self, image_bgr: np.ndarray, frame_index: int, t: float) -> None:
+        self._put(image_bgr, frame_index, t, {})
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._slot.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning("%s: worker did not stop within %.1f s", self.name, timeout)
+        if self._started:
+            self._release()
+
+    @property
+    def stats(self) -> OutputStats:
+        return OutputStats(received=self._slot.put_count, delivered=self._delivered,
+                           dropped=self._slot.dropped, failed=self._failed)
+
+    def __enter__(self) -> "ThreadedOutput":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- for subclasses -------------------------------------------------------------------
+    def _put(self, image_bgr: np.ndarray, frame_index: int, t: float, extras: Mapping[str, Any]) -> None:
+        check_image(image_bgr)
+        if self._failed is not None or not self._started:
+            self._slot.count_drop()  # not started, closed or failed: nothing will take it
+            return
+        # Copy: the caller (renderer) may reuse its buffer as soon as send returns.
+        self._slot.put(OutputItem(np.array(image_bgr, copy=True), int(frame_index), float(t), extras))
+
+    def _open(self) -> None:
+        """Open the device/file/socket on the caller's thread."""
+
+    def _deliver(self, item: OutputItem) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Release what `_open` acquired; runs after the worker thread stopped."""
+
+    def _run(self) -> None:
+        """Default loop: deliver each image as it arrives."""
+        while True:
+            item = self._slot.take()
+            if item is None:
+                return
+            self._deliver(item)
+            self._delivered += 1
+
+    # -- internals -----------------------------------------------------------------------
+    def _worker(self) -> None:
+        try:
+            self._run()
+        except DELIVERY_ERRORS as exc:
+            self._failed = f"{type(exc).__name__}: {exc}"
+            logger.error("%s output stopped: %s", self.name, self._failed)
+            self._slot.close()
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise ValueError unless `image` is (H, W, 3) uint8."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"outputs take (H, W, 3) uint8 BGR images, got {desc}")
