@@ -119,7 +119,7 @@ def _cmd_fetch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     statuses = verify(args.name)
     for status in statuses:
-        print(f"{status.name}: {status.state}" + ("" if status.state == "installed" else f" — {status.message}"),
+        print(f"{status.name}: {status.state}" + (f" — {status.message}" if status.state == "corrupt" else ""),
               file=out)
     bad = [s for s in statuses if s.state == "corrupt" or (args.name and s.state != "installed")]
     if bad:
@@ -130,8 +130,9 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     status = import_file(args.path, args.name, key=args.key)
-    print(status.message, file=out)
-    return 0 if status.state == "installed" else 1
+    print(f"imported {args.path} for {status.name}", file=out)
+    print(status.message, file=out)  # may say which other files of the model are still missing
+    return 0
 
 
 def main(argv: list[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
