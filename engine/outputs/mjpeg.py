@@ -1,0 +1,329 @@
+"""An MJPEG-over-HTTP output that works everywhere (browsers, OBS browser source, VLC, ffmpeg).
+
+Routes (all need `?token=...` when a token is set; 403 otherwise):
+  /              an HTML page showing the stream in an <img>
+  /stream.mjpg   multipart/x-mixed-replace JPEG stream, one part per new frame
+  /snapshot.jpg  the newest frame as one JPEG
+The server binds 127.0.0.1 unless told otherwise; port 0 picks a free port (`address`).
+Each new frame is JPEG-encoded once and the bytes are shared by every client; with no
+client watching nothing is encoded. Clients that go away never disturb the server.
+"""
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import socket
+import socketserver
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engine.outputs.base import OutputItem, ThreadedOutput
+
+logger = logging.getLogger(__name__)
+
+BOUNDARY = "holocapframe"
+# How often waiting stream handlers look up to notice shutdown (seconds).
+POLL_S = 0.1
+# How long /snapshot.jpg waits for a first frame before answering 503 (seconds).
+SNAPSHOT_WAIT_S = 1.0
+
+
+def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Parse the CLI's `--serve-mjpeg HOST:PORT` ("0.0.0.0:8080", ":8080", "8080", "[::1]:8080").
+
+    Returns (host, port) with 0 <= port <= 65535; raises ValueError with a clear message.
+    """
+    text = text.strip()
+    host, port_text = default_host, text
+    if text.startswith("["):  # [IPv6]:PORT
+        end = text.find("]")
+        if end < 0 or not text[end + 1:].startswith(":"):
+            raise ValueError(f"expected [IPV6]:PORT, got {text!r}")
+        host, port_text = text[1:end], text[end + 2:]
+    elif ":" in text:
+        host, _, port_text = text.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"write IPv6 addresses in brackets, e.g. [::1]:8080, got {text!r}")
+        host = host or default_host
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected HOST:PORT with a port in 0..65535, got {text!r}")
+    return host, int(port_text)
+
+
+def encode_jpeg(image_bgr: np.ndarray, quality: int) -> bytes:
+    """(H, W, 3) uint8 BGR -> JPEG bytes."""
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an image of shape {image_bgr.shape}")
+    return buf.tobytes()
+
+
+@dataclass(frozen=True)
+class MjpegSettings:
+    """host/port: where to listen (port 0: any free port). token: required as ?token=...
+    when set. quality: JPEG quality 1..100."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+    quality: int = 80
+
+
+class FrameBoard:
+    """The newest frame, numbered, with its JPEG encoded at most once, on first demand.
+
+    Stream handlers wait for a number newer than the one they sent last.
+    """
+
+    def __init__(self, quality: int) -> None:
+        self.quality = quality
+        self._cond = threading.Condition()
+        self._encode_lock = threading.Lock()
+        self._seq = 0
+        self._image: np.ndarray | None = None
+        self._jpeg: bytes | None = None
+        self._closed = False
+        self._viewers = 0
+        self.encoded = 0
+
+    @property
+    def viewers(self) -> int:
+        return self._viewers
+
+    def add_viewer(self, delta: int) -> None:
+        with self._cond:
+            self._viewers += delta
+
+    def publish(self, image: np.ndarray) -> None:
+        with self._cond:
+            self._seq += 1
+            self._image, self._jpeg = image, None
+            self._cond.notify_all()
+        if self.viewers:  # someone is watching: encode now, on the output's thread
+            self.jpeg_for(self._seq)
+
+    def wait_newer(self, after_seq: int, timeout: float) -> tuple[int, bytes] | None:
+        """(seq, jpeg) of a frame newer than `after_seq`, or None on timeout/close."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seq > after_seq or self._closed, timeout):
+                return None
+            if self._closed:
+                return None
+            seq = self._seq
+        jpeg = self.jpeg_for(seq)
+        return None if jpeg is None else (seq, jpeg)
+
+    def jpeg_for(self, seq: int) -> bytes | None:
+        """The JPEG of frame `seq` or of a newer one (encoding it if nobody has yet)."""
+        with self._encode_lock:
+            with self._cond:
+                if self._image is None:
+                    return None
+                if self._jpeg is not None and self._seq >= seq:
+                    return self._jpeg
+                image, current = self._image, self._seq
+            jpeg = encode_jpeg(image, self.quality)
+            with self._cond:
+                if self._seq == current:
+                    self._jpeg = jpeg
+                self.encoded += 1
+            return jpeg
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = True  # server_close() joins the handler threads
+
+    def __init__(self, address: tuple[str, int], board: FrameBoard, token: str | None) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.board = board
+        self.token = token
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, which can hang on machines
+        # without DNS; the name is only used in CGI environments.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def track(self, conn: socket.socket, add: bool) -> None:
+        with self._conn_lock:
+            (self._connections.add if add else self._connections.discard)(conn)
+
+    def shutdown_connections(self) -> None:
+        """Wake handlers blocked on a slow or silent client by shutting its socket down."""
+        with self._conn_lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError as exc:  # already closed by the client: nothing to wake
+                logger.debug("mjpeg: shutting down a client socket: %s", exc)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+    timeout = 10.0  # seconds a client may stall a read or write before it is dropped
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
+        logger.debug("mjpeg %s: " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib's name)
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        if not self._authorised(query.get("token", [""])[0]):
+            self.send_error(HTTPStatus.FORBIDDEN, "missing or wrong token")
+            return
+        routes = {"/": self._page, "/index.html": self._page,
+                  "/stream.mjpg": self._stream, "/snapshot.jpg": self._snapshot}
+        route = routes.get(url.path)
+        if route is None:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        try:
+            route()
+        except (ConnectionError, TimeoutError) as exc:  # the client left or stalled
+            logger.debug("mjpeg client %s gone: %s", self.address_string(), exc)
+
+    def _authorised(self, given: str) -> bool:
+        token = self.server.token
+        return token is None or hmac.compare_digest(given.encode(), token.encode())
+
+    def _token_query(self) -> str:
+        token = self.server.token
+        return "" if token is None else "?" + urllib.parse.urlencode({"token": token})
+
+    def _page(self) -> None:
+        src = html.escape("stream.mjpg" + self._token_query(), quote=True)
+        body = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>holocap</title>"
+            "<style>html,body{margin:0;height:100%;background:#000}"
+            "img{display:block;width:100%;height:100%;object-fit:contain}</style></head>"
+            f"<body><img id='stream' src='{src}' alt='holocap live view'></body></html>"
+        ).encode()
+        self._send_headers("text/html; charset=utf-8", len(body))
+        self.wfile.write(body)
+
+    def _snapshot(self) -> None:
+        board = self.server.board
+        got = board.wait_newer(0, timeout=SNAPSHOT_WAIT_S)
+        if got is None:
+            self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "no frame yet")
+            return
+        self._send_headers("image/jpeg", len(got[1]))
+        self.wfile.write(got[1])
+
+    def _stream(self) -> None:
+        board = self.server.board
+        self._send_headers(f"multipart/x-mixed-replace; boundary={BOUNDARY}", None)
+        board.add_viewer(+1)
+        try:
+            seq = 0
+            while not board.closed:
+                got = board.wait_newer(seq, timeout=POLL_S)
+                if got is None:
+                    continue
+                seq, jpeg = got
+                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                        f"Content-Length: {len(jpeg)}\r\n\r\n").encode()
+                self.wfile.write(head + jpeg + b"\r\n")
+        finally:
+            board.add_viewer(-1)
+
+    def _send_headers(self, content_type: str, length: int | None) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        self.send_header("Cache-Control", "no-store, no-cache, must-revalidate")
+        self.send_header("Pragma", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+
+class MjpegServer(ThreadedOutput):
+    """The MJPEG output. `start()` binds (raising OSError when the port is taken); `address`
+    gives the bound (host, port); `url(path)` a URL to it with the token."""
+
+    name = "mjpeg"
+
+    def __init__(self, settings: MjpegSettings = MjpegSettings()) -> None:
+        super().__init__()
+        if not 1 <= settings.quality <= 100:
+            raise ValueError(f"JPEG quality must be in 1..100, got {settings.quality}")
+        self.settings = settings
+        self.board = FrameBoard(settings.quality)
+        self._server: _Server | None = None
+        self._serve_thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("the MJPEG server is not started")
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def url(self, path: str = "/") -> str:
+        """http://HOST:PORT/path[?token=...]; a wildcard bind is reached via loopback."""
+        host, port = self.address
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        query = "" if self.settings.token is None else urllib.parse.urlencode({"token": self.settings.token})
+        return urllib.parse.urlunsplit(("http", netloc, path, query, ""))
+
+    def _open(self) -> None:
+        s = self.settings
+        self._server = _Server((s.host, s.port), self.board, s.token)
+        self._serve_thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL_S},
+                                              name="holocap-mjpeg-http", daemon=True)
+        self._serve_thread.start()
+        logger.info("MJPEG stream at %s", self.url("/stream.mjpg"))
+        if s.host not in ("127.0.0.1", "localhost", "::1") and s.token is None:
+            logger.warning("MJPEG server listens on %s without a token: anyone on the network can watch", s.host)
+
+    def _deliver(self, item: OutputItem) -> None:
+        self.board.publish(item.image)
+
+    @property
+    def frames_encoded(self) -> int:
+        return self.board.encoded
+
+    def _release(self) -> None:
+        self.board.close()
+        if self._server is not None:
+            self._server.shutdown()  # stops serve_forever within POLL_S
+            self._server.shutdown_connections()
+            self._server.server_close()  # joins the handler threads
+            self._server = None
+        if self._serve_thread is not None:
+            self._serve_thread.join(1.0)
