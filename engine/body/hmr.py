@@ -101,9 +101,21 @@ def load_mean_params(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return pose, shape, cam
 
 
+def _numpy_array_globals() -> list[type | object]:
+    """What a pickled numpy array of a numeric dtype needs: data, not code. SPIN's training
+    checkpoints may hold one (the saver's `dataset_perm`) beside the weights."""
+    from numpy.core.multiarray import _reconstruct
+
+    dtypes = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+              np.float16, np.float32, np.float64)
+    return [_reconstruct, np.ndarray, np.dtype, *{type(np.dtype(t)) for t in dtypes}]
+
+
 def _state_dict_from_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    # weights_only: a downloaded file must not run code; SPIN's dicts hold tensors only.
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    # weights_only: a downloaded file must not run code; only tensors, containers, numbers
+    # and plain numpy arrays are accepted.
+    with torch.serialization.safe_globals(_numpy_array_globals()):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected {{'model': state_dict}} (SPIN checkpoint)")

@@ -73,9 +73,10 @@ def test_mean_params_become_buffers(spin_files, golden, outputs):
     assert not model.training
 
 
-def test_checkpoint_with_missing_keys_is_refused(spin_files, tmp_path):
-    state = torch.load(spin_files[0], map_location="cpu", weights_only=True)["model"]
-    partial = {k: v for k, v in state.items() if not k.startswith("deccam")}
-    torch.save({"model": partial}, tmp_path / "partial.pt")
-    with pytest.raises(ValueError, match="deccam"):
-        load_hmr(tmp_path / "partial.pt", spin_files[1])
+def test_checkpoint_with_wrong_keys_is_refused(spin_files, tmp_path):
+    # Training-checkpoint extras (numpy arrays, optimizer state) are read, not refused.
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))]).state_dict()
+    torch.save({"model": {"fc.weight": torch.zeros(1000, 2048)}, "optimizer": optimizer,
+                "dataset_perm": np.arange(10), "epoch": 3}, tmp_path / "classifier.pt")
+    with pytest.raises(ValueError, match=r"not an HMR/SPIN checkpoint .*init_pose.*unexpected \['fc.weight'\]"):
+        load_hmr(tmp_path / "classifier.pt", spin_files[1])
