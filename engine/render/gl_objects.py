@@ -213,20 +213,22 @@ class VertexArray:
         if normals is not None and self.normals is not None:
             self.normals.upload(np.asarray(normals, np.float32))
 
-    def set_indices(self, indices: np.ndarray) -> None:
-        """indices: any-shape integer array, flattened to uint32 (triangles (F, 3), edges (E, 2))."""
+    def set_indices(self, indices: np.ndarray) -> bool:
+        """indices: any-shape integer array, flattened to uint32 (triangles (F, 3), edges (E, 2)).
+        Returns True when they differ from the last ones (and were uploaded)."""
         if self.indices is None:
             raise RuntimeError("this VertexArray was made without an element buffer")
         same = self._index_source is not None and (indices is self._index_source or (
             indices.shape == self._index_source.shape and np.array_equal(indices, self._index_source)))
         if same:
-            return
+            return False
         flat = np.ascontiguousarray(indices, np.uint32).ravel()
         GL.glBindVertexArray(self.vao)
         self.indices.upload(flat)
         GL.glBindVertexArray(0)
         self._index_source = indices
         self.index_count = int(flat.size)
+        return True
 
     def bind(self) -> None:
         GL.glBindVertexArray(self.vao)

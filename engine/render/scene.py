@@ -43,6 +43,9 @@ SKELETON_COLOR = (1.0, 0.85, 0.2, 0.95)
 FACE_ALBEDO = (0.85, 0.66, 0.55)
 BODY_ALBEDO = (0.55, 0.62, 0.75)
 POSE_VISIBILITY_MIN = 0.5
+# A face wireframe over a webcam image has fewer pixels than BFM has triangles (76k): past
+# this many only every k-th triangle is drawn, which looks the same and costs a quarter.
+MAX_OVERLAY_WIRE_TRIANGLES = 20000
 
 # What the placeholder says when a stage ran but returned None.
 _NOT_FOUND = {"perception": "no person found", "face": "no face found",
@@ -89,7 +92,13 @@ class SceneRenderer:
         self.frame_texture = DynamicTexture()
         self.volume_texture = DynamicTexture()
         self._ready = True
-        log.debug("scene renderer on %s", GL.glGetString(GL.GL_RENDERER))
+        log.debug("scene renderer on %s", self.gl_description())
+
+    def gl_description(self) -> str:
+        """The GL renderer and version strings, for logs and benchmarks."""
+        renderer = GL.glGetString(GL.GL_RENDERER) or b"?"
+        version = GL.glGetString(GL.GL_VERSION) or b"?"
+        return f"{renderer.decode(errors='replace')} (OpenGL {version.decode(errors='replace')})"
 
     def gpu_allocations(self) -> int:
         """GL buffer and texture storage (re)allocations so far; steady frames add none."""
@@ -137,7 +146,9 @@ class SceneRenderer:
         mvp = image_to_ndc(w, h)
         face, body, perception = (fr.results.get(k) for k in ("face", "body", "perception"))
         if view.show_face_mesh and face is not None:
-            self.overlay.draw_wireframe("face_wire", face.vertices_image, face.triangles, mvp, FACE_WIRE_COLOR)
+            step = -(-len(face.triangles) // MAX_OVERLAY_WIRE_TRIANGLES)
+            self.overlay.draw_wireframe("face_wire", face.vertices_image, face.triangles[::step], mvp,
+                                        FACE_WIRE_COLOR)
         # Sizes are given in screen pixels; this converts them to image pixels.
         image_px_per_screen_px = w / inner.width
         if view.show_skeleton:

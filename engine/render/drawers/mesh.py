@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from OpenGL import GL
 
-from engine.render.geometry import vertex_normals
+from engine.render.geometry import incidence_matrix, vertex_normals
 from engine.render.gl_objects import ShaderProgram, VertexArray
 
 _SHADING = {"phong": 0, "matcap": 1}
@@ -17,6 +18,7 @@ class MeshDrawer:
         self._program = ShaderProgram("mesh")
         self._lines = ShaderProgram("lines")
         self._slots: dict[str, VertexArray] = {}
+        self._incidence: dict[str, sparse.csr_matrix] = {}  # per slot, for its current topology
 
     def draw(self, slot: str, vertices: np.ndarray, faces: np.ndarray, model_view: np.ndarray,
              projection: np.ndarray, albedo: tuple[float, float, float], shading: str = "phong",
@@ -30,8 +32,11 @@ class MeshDrawer:
         vao = self._slots.get(slot)
         if vao is None:
             vao = self._slots[slot] = VertexArray(with_normals=True, with_indices=True)
-        vao.set_positions(vertices, vertex_normals(vertices, faces))
-        vao.set_indices(np.asarray(faces))
+        faces = np.asarray(faces)
+        incidence = self._incidence.get(slot)
+        if vao.set_indices(faces) or incidence is None or incidence.shape[0] != len(vertices):
+            self._incidence[slot] = incidence_matrix(faces, len(vertices))
+        vao.set_positions(vertices, vertex_normals(vertices, faces, self._incidence[slot]))
         GL.glEnable(GL.GL_DEPTH_TEST)
         # With a wireframe on top, the fill is pushed back a little so the lines, drawn at
         # the surface's true depth, win the depth test instead of z-fighting with it.
@@ -75,5 +80,6 @@ class MeshDrawer:
         for slot in self._slots.values():
             slot.close()
         self._slots.clear()
+        self._incidence.clear()
         self._program.close()
         self._lines.close()

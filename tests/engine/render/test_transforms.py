@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.camera import PinholeCamera
-from engine.render.geometry import bbox_center, vertex_normals
+from engine.render.geometry import bbox_center, incidence_matrix, thick_line_quads, vertex_normals
 from engine.render.transforms import (Rect, fit_rect, image_to_ndc, nearest_index, orbit_eye, orbit_view, perspective,
                                       split_rect, vertical_fov)
 from engine.render.view import OrbitCamera
@@ -96,3 +96,25 @@ def test_nearest_yaw_wraps_around():
     assert nearest_index(yaws, -100) == 0
     assert nearest_index(yaws, 200) == 0   # 200 = -160: 70 deg from -90, 110 from 90
     assert nearest_index(yaws, 359) == 1
+
+
+def test_vertex_normals_follow_winding_and_weight_by_area():
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [5, 5, 5]], np.float32)
+    # A big triangle in the xy plane (normal +z) and a small one in the xz plane (normal +y:
+    # (v3 - v0) x (v1 - v0) = z x x = y)
+    # share vertices 0 and 1; vertex 4 is unused.
+    faces = np.array([[0, 1, 2], [0, 3, 1]])
+    normals = vertex_normals(vertices, faces)
+    np.testing.assert_allclose(normals[2], [0, 0, 1], atol=1e-6)
+    np.testing.assert_allclose(normals[3], [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(normals[0], np.array([0, 1, 1]) / np.sqrt(2), atol=1e-6)  # equal areas
+    np.testing.assert_array_equal(normals[4], [0, 0, 0])
+    cached = vertex_normals(vertices, faces, incidence_matrix(faces, len(vertices)))
+    np.testing.assert_allclose(cached, normals, atol=1e-7)
+
+
+def test_thick_line_quads_cover_the_segment():
+    corners, triangles = thick_line_quads(np.array([[10, 20], [30, 20]], np.float32), np.array([[0, 1]]), 1.5)
+    assert corners.shape == (4, 2) and triangles.shape == (2, 3) and triangles.max() == 3
+    np.testing.assert_allclose(corners.min(axis=0), [8.5, 18.5])
+    np.testing.assert_allclose(corners.max(axis=0), [31.5, 21.5])
