@@ -1,0 +1,110 @@
+"""Writing .mp4 files headlessly (overlay.mp4, volume.mp4, recorder segments).
+
+This OpenCV wheel writes through its bundled FFmpeg; 'mp4v' (MPEG-4 part 2) in an .mp4
+container is what it can always encode (no H.264 encoder ships with it). MPEG-4 wants even
+dimensions, so odd-sized images are padded by one black row/column.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engine.outputs.base import OutputItem, ThreadedOutput, check_image
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FOURCC = "mp4v"
+
+
+class VideoWriterError(RuntimeError):
+    """The video file could not be opened or written."""
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The smallest even (width, height) that holds width×height."""
+    return width + (width & 1), height + (height & 1)
+
+
+def pad_to_even(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H', W', 3) with H', W' even; black padding at bottom/right."""
+    h, w = image.shape[:2]
+    ew, eh = even_size(w, h)
+    if (ew, eh) == (w, h):
+        return image
+    return cv2.copyMakeBorder(image, 0, eh - h, 0, ew - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+
+
+class VideoWriter:
+    """Synchronous writer: every image given to `write` lands in the file, in order.
+
+    path: the .mp4 file (parent folders are created). fps: frames per second stored in the
+    container. The frame size is fixed by the first image (padded to even); later images
+    must have the same size. The file is complete only after `close()`.
+    """
+
+    def __init__(self, path: Path | str, fps: float = 30.0, fourcc: str = DEFAULT_FOURCC) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.fourcc = fourcc
+        self.size: tuple[int, int] | None = None  # (width, height) as written, even
+        self.frames_written = 0
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 BGR image."""
+        check_image(image_bgr)
+        if self._writer is None:
+            self._open(image_bgr.shape[1], image_bgr.shape[0])
+        frame = pad_to_even(image_bgr)
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            raise ValueError(f"{self.path.name}: frame size {image_bgr.shape[1]}x{image_bgr.shape[0]} "
+                             f"differs from the first frame's {self.size[0]}x{self.size[1]}")
+        self._writer.write(np.ascontiguousarray(frame))
+        self.frames_written += 1
+
+    def _open(self, width: int, height: int) -> None:
+        self.size = even_size(width, height)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
+        if not writer.isOpened():
+            raise VideoWriterError(
+                f"OpenCV cannot write {self.path} ({self.fourcc!r}, {self.size[0]}x{self.size[1]} @ "
+                f"{self.fps:g} fps): check the folder is writable and the extension matches the codec "
+                f"('mp4v' in .mp4 always works with opencv-python's bundled FFmpeg)")
+        self._writer = writer
+
+    def close(self) -> None:
+        """Finish the file (writes the mp4 index); idempotent."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            logger.debug("closed %s: %d frames", self.path, self.frames_written)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoFileOutput(ThreadedOutput):
+    """The live-run variant: an `Output` that writes on its own thread, latest-wins (frames
+    the disk cannot keep up with are dropped and counted). For offline processing, where
+    every frame must be written, use `VideoWriter` directly."""
+
+    name = "video_file"
+
+    def __init__(self, path: Path | str, fps: float = 30.0, fourcc: str = DEFAULT_FOURCC) -> None:
+        super().__init__()
+        self.writer = VideoWriter(path, fps, fourcc)
+
+    def _deliver(self, item: OutputItem) -> None:
+        self.writer.write(item.image)
+
+    def _release(self) -> None:
+        self.writer.close()
