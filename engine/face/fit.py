@@ -1,0 +1,352 @@
+"""Fit a linear morphable face to mediapipe's 478 face landmarks.
+
+Camera model: scaled orthographic ("similarity pose"), the model the landmarks follow
+closely for a face far from the camera relative to its depth:
+
+    pred_xy = s · (R · P)[:2] + t_xy        (pixels)
+    pred_z  = s · (R · P)[2]  + t_z         (mediapipe's relative depth, pixels)
+    P = mean + A·identity + B·expression   (model frame, metres; see morphable.py)
+
+Per frame, Gauss-Newton on the pose (rotation increment, log scale, translation) and the
+coefficients, with Gaussian priors on the coefficients and box bounds (Anny's facial
+actions live in [0, 1]); residuals are measured in model metres (pixels / s), so the
+priors do not depend on how large the face is in the image. The frame's fit starts from
+the previous frame's (warm start), so 2-3 iterations suffice.
+
+`FaceFitter` holds the temporal state: the warm start, the identity (accumulated over
+the first well-fitted frames, then frozen) and a One Euro filter on the output.
+
+Rotation convention (degrees): R = Ry(yaw) · Rx(pitch) · Rz(roll) in the model/camera frame
+(x right, y down, z away). Positive yaw moves the nose towards image left (the subject
+turns to their right), positive pitch moves it down (looking down), positive roll turns
+the face clockwise in the image.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from engine.face.blas_threads import single_threaded_blas
+from engine.face.morphable import LandmarkRows, LinearFaceModel, landmark_rows
+from engine.face import topology
+from engine.filters import OneEuroFilter
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- rotations
+def rotation_matrix(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """(3, 3) float64 R = Ry(yaw) Rx(pitch) Rz(roll); see the module docstring for signs."""
+    y, p, r = (math.radians(a) for a in (yaw_deg, pitch_deg, roll_deg))
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return ry @ rx @ rz
+
+
+def euler_angles(rotation: np.ndarray) -> np.ndarray:
+    """(3,) float64 (yaw, pitch, roll) degrees of R = Ry Rx Rz (inverse of rotation_matrix)."""
+    r = np.asarray(rotation, np.float64)
+    pitch = math.asin(max(-1.0, min(1.0, -r[1, 2])))
+    yaw = math.atan2(r[0, 2], r[2, 2])
+    roll = math.atan2(r[1, 0], r[1, 1])
+    return np.degrees([yaw, pitch, roll])
+
+
+def rodrigues(omega: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation of the axis-angle vector omega (3,) radians."""
+    theta = float(np.linalg.norm(omega))
+    if theta < 1e-12:
+        return np.eye(3)
+    k = omega / theta
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + math.sin(theta) * kx + (1 - math.cos(theta)) * kx @ kx
+
+
+def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Geodesic angle between two rotations, degrees."""
+    c = (np.trace(np.asarray(a).T @ np.asarray(b)) - 1.0) / 2.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity dst ≈ s·R·src + t for (N, 3) point sets; returns (s, R, t)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a)
+    fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ fix @ vt
+    scale = float((sig * np.diag(fix)).sum() / (a ** 2).sum())
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+# ---------------------------------------------------------------------------- the solver
+@dataclass(frozen=True)
+class FitSettings:
+    """iterations: Gauss-Newton steps per frame (warm-started; the first frame gets 3 more).
+    z_weight: weight of mediapipe's depth residuals relative to x, y (its z is noisier).
+    noise_m: landmark noise in model metres; the priors' weight is noise_m² (so a prior of
+        one standard deviation costs as much as one landmark off by noise_m).
+    expression_prior / identity_prior: multipliers of that prior weight.
+    oval_weight: weight of mediapipe's face-oval points, which slide along the silhouette.
+    identity_frames: well-fitted frames averaged into the identity before it is frozen
+        (0: keep the model's mean identity).
+    good_fit_rmse_px: a frame counts towards the identity only below this RMSE.
+    """
+
+    iterations: int = 2
+    z_weight: float = 0.3
+    noise_m: float = 1.5e-3
+    expression_prior: float = 0.3
+    identity_prior: float = 1.0
+    oval_weight: float = 0.5
+    identity_frames: int = 30
+    good_fit_rmse_px: float = 4.0
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """A fitted face: rotation (3, 3) float64 model->camera; scale pixels per metre;
+    translation (3,) pixels (x, y image; z the depth offset); identity (K,), expression (E,)."""
+
+    rotation: np.ndarray
+    scale: float
+    translation: np.ndarray
+    identity: np.ndarray
+    expression: np.ndarray
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """Landmark rows laid out for the solver: component-major so R applies as one GEMM.
+
+    mean: (3, L) float64; basis: (3, L, N) float64 with N = K + E (identity first).
+    weights: (3L,) float64 per-residual weights (x rows, then y, then z).
+    """
+
+    mean: np.ndarray
+    basis: np.ndarray
+    weights: np.ndarray
+    num_identity: int
+
+
+def pack_rows(rows: LandmarkRows, landmark_mediapipe: np.ndarray, settings: FitSettings) -> PackedRows:
+    basis = np.concatenate([rows.identity, rows.expression], axis=2)  # (L, 3, N)
+    w = np.ones(len(landmark_mediapipe))
+    w[np.isin(landmark_mediapipe, topology.MEDIAPIPE_FACE_OVAL)] = settings.oval_weight
+    weights = np.concatenate([w, w, w * settings.z_weight ** 2])
+    return PackedRows(np.ascontiguousarray(rows.mean.T, np.float64),
+                      np.ascontiguousarray(basis.transpose(1, 0, 2), np.float64),
+                      weights, rows.identity.shape[2])
+
+
+def initial_pose(packed: PackedRows, observed: np.ndarray, identity: np.ndarray,
+                 expression: np.ndarray) -> FitParams:
+    """Closed-form similarity (Umeyama on x, y and mediapipe's z) from the model's landmarks."""
+    coeffs = np.concatenate([identity, expression])
+    pts = (packed.mean + packed.basis @ coeffs).T  # (L, 3)
+    s, rot, t = umeyama(pts, observed.astype(np.float64))
+    return FitParams(rot, s, t, identity.astype(np.float64), expression.astype(np.float64))
+
+
+def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
+                 prior_precision: np.ndarray, bounds: np.ndarray, free_identity: bool,
+                 iterations: int) -> FitParams:
+    """Refine params against observed (L, 3) landmarks (pixels; z mediapipe's depth).
+
+    prior_precision: (K + E,) weights of the coefficients' zero-mean Gaussian priors, in
+        metres² (noise_m² / std²). bounds: (K + E, 2) box of the coefficients.
+    free_identity: when False the identity stays fixed and only pose + expression move.
+    """
+    k = packed.num_identity
+    coeff_sel = slice(0, None) if free_identity else slice(k, None)
+    basis = packed.basis[:, :, coeff_sel]  # (3, L, n) view, no copy
+    n = basis.shape[2]
+    lo, hi = bounds[coeff_sel, 0], bounds[coeff_sel, 1]
+    prec = prior_precision[coeff_sel]
+    obs = np.ascontiguousarray(observed.T, np.float64)  # (3, L)
+    rot, s, t = params.rotation, params.scale, params.translation.copy()
+    coeffs = np.concatenate([params.identity, params.expression])
+    c = coeffs[coeff_sel].copy()
+    base = packed.mean if free_identity else packed.mean + packed.basis[:, :, :k] @ coeffs[:k]
+    num_l = obs.shape[1]
+    jac = np.empty((3, num_l, 7 + n))
+    sw = np.sqrt(packed.weights)
+    for _ in range(iterations):
+        pts = base + basis @ c  # (3, L) model frame
+        q = rot @ pts  # rotated, metres
+        res = (q + t[:, None] / s - obs / s)  # residual in metres: (pred - obs) / s
+        # d/d omega of (omega x q) is -[q]x; columns for omega_x, omega_y, omega_z.
+        jac[0, :, 0], jac[0, :, 1], jac[0, :, 2] = 0.0, q[2], -q[1]
+        jac[1, :, 0], jac[1, :, 1], jac[1, :, 2] = -q[2], 0.0, q[0]
+        jac[2, :, 0], jac[2, :, 1], jac[2, :, 2] = q[1], -q[0], 0.0
+        jac[:, :, 3] = q  # log-scale
+        jac[:, :, 4:7] = 0.0
+        for i in range(3):
+            jac[i, :, 4 + i] = 1.0 / s  # translation in pixels
+        jac[:, :, 7:] = (rot @ basis.reshape(3, -1)).reshape(3, num_l, n)
+        j2 = jac.reshape(3 * num_l, 7 + n) * sw[:, None]
+        r2 = res.reshape(-1) * sw
+        h = j2.T @ j2
+        g = j2.T @ r2
+        h[7:, 7:] += np.diag(prec)
+        g[7:] += prec * c
+        h[:7, :7] += np.eye(7) * 1e-12  # keeps H invertible when a face is degenerate
+        # Coefficients resting on a bound and pushed outwards stay put (active set).
+        active = ((c <= lo + 1e-6) & (g[7:] > 0)) | ((c >= hi - 1e-6) & (g[7:] < 0))
+        if active.any():
+            idx = 7 + np.flatnonzero(active)
+            h[idx, :] = 0.0
+            h[:, idx] = 0.0
+            h[idx, idx] = 1.0
+            g[idx] = 0.0
+        try:
+            delta = -np.linalg.solve(h, g)
+        except np.linalg.LinAlgError:
+            log.debug("singular normal equations; keeping the previous estimate")
+            break
+        rot = rodrigues(delta[:3]) @ rot
+        s *= math.exp(float(np.clip(delta[3], -0.5, 0.5)))
+        t += delta[4:7]
+        c = np.clip(c + delta[7:], lo, hi)
+    coeffs[coeff_sel] = c
+    return FitParams(rot, s, t, coeffs[:k].copy(), coeffs[k:].copy())
+
+
+def predict_landmarks(packed: PackedRows, params: FitParams) -> np.ndarray:
+    """(L, 3) float64 predicted landmarks (pixels, z depth) of a fitted face."""
+    coeffs = np.concatenate([params.identity, params.expression])
+    q = params.rotation @ (packed.mean + packed.basis @ coeffs)
+    return (params.scale * q + params.translation[:, None]).T
+
+
+def rmse_px(predicted: np.ndarray, observed: np.ndarray) -> float:
+    """RMS 2D distance (pixels) between (L, >=2) predicted and observed landmarks."""
+    d = predicted[:, :2] - observed[:, :2]
+    return float(np.sqrt(np.mean(np.sum(d * d, axis=1))))
+
+
+# --------------------------------------------------------------------- stateful wrapper
+@dataclass(frozen=True)
+class SmoothingSettings:
+    """One Euro filter settings per quantity (see engine.filters.OneEuroFilter).
+    Pose angles in degrees, translation and face size in pixels, expression in units."""
+
+    enabled: bool = True
+    pose_min_cutoff: float = 1.0
+    pose_beta: float = 0.3
+    position_min_cutoff: float = 1.0
+    position_beta: float = 0.3
+    expression_min_cutoff: float = 2.0
+    expression_beta: float = 3.0
+
+
+@dataclass
+class _IdentityAccumulator:
+    total: np.ndarray
+    count: int = 0
+    frozen: np.ndarray | None = None
+
+
+class FaceFitter:
+    """Per-frame fit with warm start, identity accumulation/freezing and One Euro smoothing.
+
+    `fit(landmarks_478, t)` takes mediapipe's (478, 3) landmarks in pixels and the frame
+    time in seconds; returns (raw FitParams, smoothed FitParams, fit RMSE of the smoothed
+    face in pixels).
+    """
+
+    # face size used to express the scale in pixels for the filter (metres)
+    _SIZE_M = 0.15
+
+    def __init__(self, model: LinearFaceModel, settings: FitSettings | None = None,
+                 smoothing: SmoothingSettings | None = None) -> None:
+        self.model = model
+        self.settings = settings or FitSettings()
+        self.smoothing = smoothing or SmoothingSettings()
+        self.packed = pack_rows(landmark_rows(model), model.landmark_mediapipe, self.settings)
+        noise2 = self.settings.noise_m ** 2
+        self.prior_precision = np.concatenate([
+            self.settings.identity_prior * noise2 / model.identity_prior_std.astype(np.float64) ** 2,
+            self.settings.expression_prior * noise2 / model.expression_prior_std.astype(np.float64) ** 2,
+        ])
+        self.bounds = np.concatenate([
+            np.tile([-np.inf, np.inf], (model.num_identity, 1)),
+            model.expression_bounds.astype(np.float64),
+        ])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the face (new source): pose, identity and the filters."""
+        self._params: FitParams | None = None
+        self._identity = _IdentityAccumulator(np.zeros(self.model.num_identity))
+        s = self.smoothing
+        self._f_pose = OneEuroFilter(s.pose_min_cutoff, s.pose_beta)
+        self._f_pos = OneEuroFilter(s.position_min_cutoff, s.position_beta)
+        self._f_expr = OneEuroFilter(s.expression_min_cutoff, s.expression_beta)
+
+    def lost(self) -> None:
+        """No face this frame: the next one is fitted from scratch (identity kept)."""
+        self._params = None
+        for f in (self._f_pose, self._f_pos, self._f_expr):
+            f.reset()
+
+    @property
+    def identity(self) -> np.ndarray:
+        """(K,) the current identity estimate (frozen after `identity_frames`)."""
+        acc = self._identity
+        if acc.frozen is not None:
+            return acc.frozen
+        return acc.total / acc.count if acc.count else np.zeros(self.model.num_identity)
+
+    @property
+    def identity_frozen(self) -> bool:
+        return self._identity.frozen is not None
+
+    def fit(self, landmarks: np.ndarray, t: float) -> tuple[FitParams, FitParams, float]:
+        with single_threaded_blas():
+            return self._fit(landmarks, t)
+
+    def _fit(self, landmarks: np.ndarray, t: float) -> tuple[FitParams, FitParams, float]:
+        observed = np.asarray(landmarks, np.float64)[self.model.landmark_mediapipe]
+        st = self.settings
+        free_identity = self._identity.frozen is None and st.identity_frames > 0
+        iterations = st.iterations
+        params = self._params
+        if params is None:
+            expr0 = np.clip(np.zeros(self.model.num_expression), *self.bounds[self.packed.num_identity:].T)
+            params = initial_pose(self.packed, observed, self.identity, expr0)
+            iterations += 3
+        elif not free_identity:
+            params = replace(params, identity=self.identity)
+        params = gauss_newton(self.packed, observed, params, prior_precision=self.prior_precision,
+                              bounds=self.bounds, free_identity=free_identity, iterations=iterations)
+        self._params = params
+        raw_rmse = rmse_px(predict_landmarks(self.packed, params), observed)
+        if free_identity and raw_rmse < st.good_fit_rmse_px:
+            self._accumulate_identity(params.identity)
+        smoothed = self._smooth(params, t)
+        return params, smoothed, rmse_px(predict_landmarks(self.packed, smoothed), observed)
+
+    def _accumulate_identity(self, identity: np.ndarray) -> None:
+        acc = self._identity
+        acc.total += identity
+        acc.count += 1
+        if acc.count >= self.settings.identity_frames:
+            acc.frozen = acc.total / acc.count
+            log.info("face identity frozen after %d frames", acc.count)
+
+    def _smooth(self, params: FitParams, t: float) -> FitParams:
+        if not self.smoothing.enabled:
+            return params
+        angles = euler_angles(params.rotation)
+        pos = np.array([params.translation[0], params.translation[1], params.translation[2],
+                        params.scale * self._SIZE_M])
+        angles = self._f_pose(angles, t)
+        pos = self._f_pos(pos, t)
+        expr = np.clip(self._f_expr(params.expression, t), *self.bounds[self.packed.num_identity:].T)
+        return FitParams(rotation_matrix(*angles), float(pos[3] / self._SIZE_M), pos[:3].copy(),
+                         params.identity, expr)

