@@ -11,13 +11,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
+
+# Before cv2 is first imported: keep FFmpeg/OpenCV chatter about a broken file from
+# burying our one-line message.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 log = logging.getLogger("holocap")
 
 COMMANDS = ("gui", "run", "cameras", "weights", "bench")
-BENCHMARKS = ("perception", "face", "tddfa", "body", "volume", "app")
+BENCHMARKS = ("sources", "perception", "face", "tddfa", "body", "volume", "volume_field", "app")
 
 
 class UserError(Exception):

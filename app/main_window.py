@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
 
         self.source_combo.clear()
         try:
-            cameras = list_cameras()
+            cameras = list_cameras(with_modes=False)  # probing modes would open each camera
         except OSError as exc:
             log.warning("listing cameras failed: %s", exc)
             cameras = []
@@ -155,6 +155,11 @@ class MainWindow(QMainWindow):
 
     def open_source(self, spec: str) -> None:
         self.settings.last_source = spec
+        index = self.source_combo.findData(spec)
+        if index < 0:
+            index = max(0, self.source_combo.count() - 1)  # before "Open file…"
+            self.source_combo.insertItem(index, Path(spec).name if "/" in spec or "." in spec else spec, spec)
+        self.source_combo.setCurrentIndex(index)
         self.restart()
 
     def stage_options(self) -> StageOptions:
@@ -280,8 +285,17 @@ class MainWindow(QMainWindow):
             self.save_screenshot(Path(path))
 
     def save_screenshot(self, path: Path) -> None:
+        """The whole window, with the viewport (and its HUD) grabbed from its framebuffer:
+        a plain widget grab leaves out what QPainter draws over the GL content."""
+        from PyQt6.QtGui import QPainter
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.grab().save(str(path))
+        pixmap = self.grab()
+        view = self.viewport.grabFramebuffer()
+        painter = QPainter(pixmap)
+        painter.drawImage(self.viewport.mapTo(self, self.viewport.rect().topLeft()), view)
+        painter.end()
+        pixmap.save(str(path))
         log.info("screenshot saved to %s", path)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
@@ -316,7 +330,9 @@ def run_gui(args, settings: AppSettings) -> int:
     status = {"code": 0}
     if frames:
         def check_done() -> None:
-            if window.frames_shown >= frames:
+            if window.frames_shown >= frames and timer.isActive():
+                timer.stop()
+                window._update_hud()
                 shot = getattr(args, "screenshot", None)
                 if shot:
                     window.viewport.update()
