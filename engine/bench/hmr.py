@@ -104,7 +104,7 @@ def _perception() -> PerceptionResult:
                             pose_visibility=np.ones(33, np.float32))
 
 
-def _rows(est: HmrBodyEstimator, repeats: int) -> list[tuple[int, tuple[float, float], ...]]:
+def _rows(est: HmrBodyEstimator, repeats: int, warmup: int) -> list[tuple[int, tuple[float, float], ...]]:
     net, smpl = est.regressor, est.body_model
     frame = Frame(np.random.default_rng(2).integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8), 0, 0.0, "bench")
     perception = _perception()
@@ -115,7 +115,7 @@ def _rows(est: HmrBodyEstimator, repeats: int) -> list[tuple[int, tuple[float, f
         def run_once() -> object:
             with torch.inference_mode():
                 return fn()
-        return _median_ms(run_once, repeats)
+        return _median_ms(run_once, repeats, warmup)
 
     rows = []
     previous = torch.get_num_threads()
@@ -123,14 +123,14 @@ def _rows(est: HmrBodyEstimator, repeats: int) -> list[tuple[int, tuple[float, f
         for threads in THREADS:
             torch.set_num_threads(threads)
             rows.append((threads, timed(lambda: net(x1)), timed(lambda: net(x2)), timed(lambda: smpl(betas, rot)),
-                         _median_ms(lambda: est.process(frame, perception), repeats)))
+                         _median_ms(lambda: est.process(frame, perception), repeats, warmup)))
     finally:
         torch.set_num_threads(previous)
     return rows
 
 
 def run(options: BenchOptions) -> str:
-    repeats = 5 if options.quick else max(options.repeats // 2, 10)
+    repeats, warmup = (1, 0) if options.quick else (max(options.repeats // 2, 10), 3)
     with tempfile.TemporaryDirectory(prefix="holocap-bench-hmr-") as tmp:
         scratch = Path(tmp)
         spin = _spin_files(options, scratch)
@@ -138,9 +138,9 @@ def run(options: BenchOptions) -> str:
             return "SPIN checkpoint not found (install `spin` or provide ../shared): skipped."
         smpl_path, smpl_note = _smpl_file(scratch)
         est = HmrBodyEstimator(spin[0], spin[1], smpl_path, device="cpu")
-        rows = _rows(est, repeats)
+        rows = _rows(est, repeats, warmup)
         est.close()
-    lines = [f"CPU, {FRAME_HW[1]}x{FRAME_HW[0]} frame, median (p90) ms over {repeats} runs after 3 warm-up runs; "
+    lines = [f"CPU, {FRAME_HW[1]}x{FRAME_HW[0]} frame, median (p90) ms over {repeats} runs after {warmup} warm-up runs; "
              f"weights: {spin[2]}; body model: {smpl_note}.", "",
              "| torch threads | HMR forward b1 | HMR forward b2 | SMPL (lbs) b1 | estimator step |",
              "|---|---|---|---|---|"]

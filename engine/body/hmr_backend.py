@@ -126,6 +126,12 @@ class HmrBodyEstimator:
         return None
 
     def process(self, frame: Frame, perception: PerceptionResult | None) -> BodyResult | None:
+        """One person's SMPL body in camera space (metres) with its mediapipe-33 keypoints
+        projected by the full image's pinhole camera (focal from `hfov_deg`, principal point
+        at the image centre). keypoint_visible marks keypoints with a true SMPL counterpart
+        that perception observed (all true counterparts when perception gave no landmarks);
+        fit_rmse_px compares those with the landmarks (NaN without landmarks). None when
+        there is no person box or the predicted camera puts the body behind the camera."""
         box = self.person_box(frame, perception)
         if box is None:
             return None

@@ -1,0 +1,13 @@
+"""Smoke test of the HMR benchmark code (numbers are not judged here)."""
+from __future__ import annotations
+
+from engine.bench import BenchOptions
+from engine.bench.hmr import run
+
+
+def test_bench_runs_and_reports_both_thread_counts(shared_dir):
+    body = run(BenchOptions(quick=True, shared_dir=shared_dir))
+    rows = [line for line in body.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 2, body
+    assert all(len(row.split("|")) == 7 for row in rows)
+    assert "seeded reference checkpoint" in body and "stand-in" in body
