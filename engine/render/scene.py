@@ -109,6 +109,8 @@ class SceneRenderer:
         """Draw into the currently bound framebuffer, whose size is `width` x `height` pixels."""
         if not self._ready:
             raise RuntimeError("SceneRenderer.initialize() must run in a current GL context first")
+        if width <= 0 or height <= 0:
+            return  # minimised window
         full = Rect(0, 0, int(width), int(height))
         GL.glDisable(GL.GL_SCISSOR_TEST)
         GL.glViewport(0, 0, full.width, full.height)
@@ -198,6 +200,13 @@ class SceneRenderer:
         for slot, vertices, faces, albedo, bias in meshes:
             self.mesh.draw(slot, vertices, faces, model_view, projection, albedo, view.shading,
                            view.wireframe, depth_bias=bias)
+        # Say why a wanted mesh is missing (e.g. "body stage off" next to a face).
+        shown = {slot for slot, *_ in meshes}
+        missing = [stage_placeholder(fr, s) for s, on in (("face", view.show_face), ("body", view.show_body))
+                   if on and s not in shown]
+        if view.show_status and any(missing):
+            GL.glDisable(GL.GL_DEPTH_TEST)
+            self.text.draw_bottom_left("\n".join(m for m in missing if m), rect)
 
     @staticmethod
     def _fovy(fr: FrameResultLike, view: ViewSettings, rect: Rect) -> float:
@@ -245,5 +254,5 @@ class SceneRenderer:
         for part in (self.text, self.quad, self.overlay, self.mesh, self.frame_texture, self.volume_texture):
             part.close()
         self._ready = False
-        self._frame_image = None
+        self._frame_key = self._frame_image = None
         self._volume_source = None

@@ -49,11 +49,21 @@ class TextDrawer:
 
     def draw_centered(self, text: str, viewport: Rect, color: tuple[float, float, float] = (0.9, 0.9, 0.9)) -> None:
         """Draw `text` centred in the current GL viewport, whose size is `viewport`."""
+        w, h = self._fitted_size(text, viewport, 0.9)
+        self._quad.draw(self._texture(text), (-w, -h, w, h), tint=color)
+
+    def draw_bottom_left(self, text: str, viewport: Rect, color: tuple[float, float, float] = (0.75, 0.75, 0.75),
+                         scale: float = 0.6) -> None:
+        """Draw `text` small, in the bottom-left corner of the current GL viewport."""
+        w, h = self._fitted_size(text, viewport, 0.5, scale)
+        self._quad.draw(self._texture(text), (-1.0, -1.0, -1.0 + 2 * w, -1.0 + 2 * h), tint=color)
+
+    def _fitted_size(self, text: str, viewport: Rect, fill: float, scale: float = 1.0) -> tuple[float, float]:
+        """Half width and half height in NDC of `text` drawn at `scale` of its natural pixel
+        size, shrunk to at most `fill` of the viewport."""
         texture = self._texture(text)
-        scale = min(1.0, 0.9 * viewport.width / texture.width, 0.9 * viewport.height / texture.height)
-        half_w = scale * texture.width / viewport.width
-        half_h = scale * texture.height / viewport.height
-        self._quad.draw(texture, (-half_w, -half_h, half_w, half_h), tint=color)
+        s = min(scale, fill * viewport.width / texture.width, fill * viewport.height / texture.height)
+        return s * texture.width / viewport.width, s * texture.height / viewport.height
 
     def close(self) -> None:
         for texture in self._textures.values():

@@ -42,7 +42,7 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
     face = syn.face_result()
     wide_box = syn.body_result()
     volume = syn.volume_result()
-    mesh = ViewSettings(mode="mesh")
+    mesh = ViewSettings(mode="mesh", show_status=False)  # no corner note over the silhouettes
     return {
         "frame_only": (syn.frame_result(gradient, {}), ViewSettings(), size),
         "frame_wide": (syn.frame_result(gradient, {}), ViewSettings(), (2 * syn.WIDTH, syn.HEIGHT)),
@@ -56,6 +56,7 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
         "mesh_box_yaw0": (syn.frame_result(gradient, {"body": wide_box}), mesh, size),
         "mesh_box_yaw90": (syn.frame_result(gradient, {"body": wide_box}), replace(mesh, orbit=OrbitCamera(90, 0, 1)), size),
         "mesh_box_pitch60": (syn.frame_result(gradient, {"body": wide_box}), replace(mesh, orbit=OrbitCamera(0, 60, 1)), size),
+        "mesh_status": (syn.frame_result(gradient, {"face": face}), ViewSettings(mode="mesh"), size),
         "mesh_off": (syn.frame_result(gradient, {}), mesh, size),
         "mesh_not_found": (syn.frame_result(gradient, {"face": None, "body": None}), mesh, size),
         "volume_yaw80": (syn.frame_result(gradient, {"volume": volume}), ViewSettings(mode="volume", volume_yaw_deg=80), (96, 96)),
