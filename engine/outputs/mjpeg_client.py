@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -102,3 +103,11 @@ def wait_for_stream(url: str, timeout_s: float = 30.0, duration_s: float = 3.0) 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no MJPEG server answered at {url} within {timeout_s} s: {exc}") from exc
             time.sleep(0.2)
+
+
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for starting a server in a child
+    process at a known address; another process could take it in between)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -84,6 +84,7 @@ class Recorder(ThreadedOutput):
     hold a recording already."""
 
     name = "recorder"
+    wants_results = True  # OutputGroup passes results= and meshes= to send
 
     def __init__(self, directory: Path | str, settings: RecorderSettings = RecorderSettings()) -> None:
         super().__init__()

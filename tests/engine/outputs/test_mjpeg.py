@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from engine.outputs.mjpeg import MjpegServer, MjpegSettings, parse_host_port
-from engine.outputs.mjpeg_client import read_mjpeg, wait_for_stream
+from engine.outputs.mjpeg_client import free_local_port, read_mjpeg, wait_for_stream
 from tests.engine.outputs.synthetic import Feeder, decode_index
 
 
@@ -142,19 +142,22 @@ def test_close_ends_streams_and_frees_the_port():
 
 
 def test_wait_for_stream_retries_until_the_server_is_up():
-    with socket.socket() as probe:  # find a free port, then start the server on it late
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_local_port()  # the server starts on it only after the client began trying
     srv = MjpegServer(MjpegSettings(port=port))
     timer = threading.Timer(0.5, srv.start)
     timer.start()
     try:
-        timer.join()
-        with Feeder(srv.send, fps=30.0):
+        with Feeder(srv.send, fps=30.0):  # frames sent before the start are dropped, as designed
             parts = wait_for_stream(f"http://127.0.0.1:{port}/stream.mjpg", timeout_s=10, duration_s=0.5)
         assert len(parts) >= 3
     finally:
+        timer.join()
         srv.close()
+
+
+def test_wait_for_stream_gives_up():
+    with pytest.raises(TimeoutError, match="no MJPEG server"):
+        wait_for_stream(f"http://127.0.0.1:{free_local_port()}/stream.mjpg", timeout_s=0.3)
 
 
 @pytest.mark.parametrize("text, expected", [

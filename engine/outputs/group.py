@@ -1,0 +1,63 @@
+"""Several outputs behind one call: what the app and the headless runner hand images to."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from engine.outputs.base import Output
+
+logger = logging.getLogger(__name__)
+
+
+class OutputGroup:
+    """Fans each rendered image out to its outputs.
+
+    Outputs whose class sets `wants_results = True` (the recorder) also get the frame's
+    `results` and `meshes` as keyword arguments. `start()` opens each output and raises the
+    first failure after closing the ones already open; `close()` closes all, in reverse.
+    """
+
+    def __init__(self, outputs: list[Output] | None = None) -> None:
+        self.outputs: list[Output] = list(outputs or [])
+
+    def add(self, output: Output) -> None:
+        self.outputs.append(output)
+
+    def start(self) -> None:
+        started: list[Output] = []
+        try:
+            for output in self.outputs:
+                output.start()
+                started.append(output)
+        except BaseException:
+            for output in reversed(started):  # leave nothing half-open behind
+                output.close()
+            raise
+
+    def send(self, image_bgr: np.ndarray, frame_index: int, t: float, *,
+             results: Any = None, meshes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        """image_bgr: (H, W, 3) uint8 BGR, the clean rendered view. Returns at once."""
+        for output in self.outputs:
+            if getattr(output, "wants_results", False):
+                output.send(image_bgr, frame_index, t, results=results, meshes=meshes)  # type: ignore[call-arg]
+            else:
+                output.send(image_bgr, frame_index, t)
+
+    def close(self) -> None:
+        for output in reversed(self.outputs):
+            output.close()
+
+    def __iter__(self) -> Iterator[Output]:
+        return iter(self.outputs)
+
+    def __len__(self) -> int:
+        return len(self.outputs)
+
+    def __enter__(self) -> "OutputGroup":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
