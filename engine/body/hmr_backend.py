@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.body.hmr import box_from_landmarks, box_from_xyxy, crop_image, crops_to_input, image_translation, load_hmr
+from engine.body.hmr import BOX_UNIT_PX, box_from_landmarks, box_from_xyxy, crop_image, crops_to_input, image_translation, load_hmr
 from engine.body.result import BodyResult
 from engine.body.rotations import rotmat_to_axis_angle
 from engine.body.smpl_io import SmplLayer, load_smpl
 from engine.body.smpl_topology import MEDIAPIPE_FROM_SMPL, SMPL_NUM_VERTICES, KeypointSource
 from engine.camera import PinholeCamera
 from engine.device import resolve_device
+from engine.filters import OneEuroFilter
 from engine.frame import Frame
 from engine.perception.result import PerceptionResult
 
@@ -83,13 +84,18 @@ class HmrBodyEstimator:
     smpl_path: SMPL .pkl/.npz (the user's own licensed file); device: "cpu" | "cuda" |
     "auto", chosen once; hfov_deg: horizontal field of view assumed for the input camera.
     min_visibility: mediapipe visibility above which a landmark counts as observed.
+    smooth_box: One Euro filter the crop box (centre and scale) over time: HMR's output
+        follows its crop closely, so landmark jitter would otherwise shake the mesh.
     """
 
     def __init__(self, checkpoint_path: str | Path, mean_params_path: str | Path, smpl_path: str | Path,
-                 device: str = "cpu", hfov_deg: float = 60.0, min_visibility: float = 0.5) -> None:
+                 device: str = "cpu", hfov_deg: float = 60.0, min_visibility: float = 0.5,
+                 smooth_box: bool = True) -> None:
         self.device = resolve_device(device)
         self.hfov_deg = float(hfov_deg)
         self.min_visibility = float(min_visibility)
+        # Box as (cx, cy, side) in pixels; beta in 1/px: fast moves open the cut-off, no lag.
+        self._box_filter = OneEuroFilter(min_cutoff=1.0, beta=0.02) if smooth_box else None
         self._net = load_hmr(checkpoint_path, mean_params_path, self.device)
         smpl = load_smpl(smpl_path)
         self._smpl = SmplLayer(smpl, num_betas=10).to(self.device).eval()
@@ -114,7 +120,7 @@ class HmrBodyEstimator:
         segmentation's bounding box; with no perception at all, the whole image (SPIN's demo
         default: person centred). None when perception ran and found nobody."""
         if perception is None:
-            return np.array([frame.width / 2, frame.height / 2]), max(frame.width, frame.height) / 200.0
+            return np.array([frame.width / 2, frame.height / 2]), max(frame.width, frame.height) / BOX_UNIT_PX
         if perception.pose_landmarks is not None:
             box = box_from_landmarks(perception.pose_landmarks, perception.pose_visibility, self.min_visibility)
             if box is not None:
@@ -132,7 +138,7 @@ class HmrBodyEstimator:
         that perception observed (all true counterparts when perception gave no landmarks);
         fit_rmse_px compares those with the landmarks (NaN without landmarks). None when
         there is no person box or the predicted camera puts the body behind the camera."""
-        box = self.person_box(frame, perception)
+        box = self.crop_box(frame, perception)
         if box is None:
             return None
         center, scale = box
@@ -165,8 +171,19 @@ class HmrBodyEstimator:
             camera_center_px=principal.astype(np.float32), translation=transl, fit_rmse_px=rmse, backend="hmr",
         )
 
+    def crop_box(self, frame: Frame, perception: PerceptionResult | None) -> tuple[np.ndarray, float] | None:
+        """The box `process` crops: `person_box`, One Euro filtered over frame.t_capture when
+        smooth_box is on (this advances the filter: call once per frame)."""
+        box = self.person_box(frame, perception)
+        if box is None or self._box_filter is None:
+            return box
+        cx, cy, side = self._box_filter(np.array([box[0][0], box[0][1], box[1] * BOX_UNIT_PX]), frame.t_capture)
+        return np.array([cx, cy]), float(side) / BOX_UNIT_PX
+
     def reset(self) -> None:
-        """No temporal state: each frame is estimated on its own."""
+        """Forget the box history (new source): the next box is used as it comes."""
+        if self._box_filter is not None:
+            self._box_filter.reset()
 
     def close(self) -> None:
         """Drop the models so their memory can be freed."""

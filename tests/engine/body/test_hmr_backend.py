@@ -144,3 +144,21 @@ def test_from_installed_needs_both_models(unxz, tmp_path, monkeypatch):
     save_smpl_npz(MODEL, smpl_path)
     import_file(smpl_path, "smpl")
     assert isinstance(estimator_from_installed(), HmrBodyEstimator)
+
+
+def test_crop_box_is_smoothed_over_time_and_reset(estimator, frame):
+    estimator.reset()
+    base = _perception()
+    raw, used = [], []
+    for i in range(12):
+        shift = np.array([6.0 if i % 2 else -6.0, 0.0, 0.0], np.float32)  # jitter of +-6 px
+        perception = PerceptionResult(image_size=(H, W), pose_landmarks=base.pose_landmarks + shift,
+                                      pose_visibility=base.pose_visibility)
+        f = Frame(frame.image, i, i / 30.0, "test")
+        raw.append(estimator.person_box(f, perception)[0][0])
+        used.append(estimator.crop_box(f, perception)[0][0])
+    assert used[0] == pytest.approx(raw[0])  # the first box after a reset is used as it comes
+    assert np.ptp(used[4:]) < 0.5 * np.ptp(raw[4:])
+    estimator.reset()
+    f = Frame(frame.image, 99, 5.0, "test")
+    assert estimator.crop_box(f, base)[0][0] == pytest.approx(estimator.person_box(f, base)[0][0])
