@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "swiftshader")
+
+
+def is_software_renderer() -> bool:
+    """True when the current GL context rasterises on the CPU."""
+    from OpenGL import GL
+
+    name = (GL.glGetString(GL.GL_RENDERER) or b"").decode(errors="replace").lower()
+    return any(s in name for s in SOFTWARE_RENDERERS)
+
+
 class HeadlessRenderer:
     """`render(frame_result, view) -> (height, width, 3) uint8 BGR`.
 
@@ -27,7 +38,9 @@ class HeadlessRenderer:
     thread, and `close()` it (or use `with`).
     """
 
-    def __init__(self, width: int, height: int, samples: int = 4) -> None:
+    def __init__(self, width: int, height: int, samples: int | None = None) -> None:
+        """samples: MSAA samples; None = 4 on a GPU, none on a software rasteriser
+        (llvmpipe), where 4x costs 3-4x the time (docs/PERFORMANCE.md, render)."""
         use_egl_platform()
         # Imported here, after the platform is chosen: scene imports OpenGL.GL.
         from engine.render.scene import SceneRenderer
@@ -35,6 +48,9 @@ class HeadlessRenderer:
         self.width, self.height = int(width), int(height)
         self._context = EglContext()
         try:
+            if samples is None:
+                samples = 0 if is_software_renderer() else 4
+            self.samples = samples
             self._framebuffer = Framebuffer(self.width, self.height, samples)
             self.scene: SceneRenderer = SceneRenderer()
             self.scene.initialize()

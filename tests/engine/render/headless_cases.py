@@ -1,9 +1,9 @@
 """Renders the headless test cases in a process of its own (PyOpenGL must be imported with
 PYOPENGL_PLATFORM=egl before anything else imports it).
 
-    python -m tests.engine.render.headless_cases OUT_DIR
+    python -m tests.engine.render.headless_cases OUT_DIR SAMPLES
 
-writes OUT_DIR/renders.npz (one BGR image per case, plus counters). Exit code 3 means no
+renders with SAMPLES-times multisampling (0 = none) and writes OUT_DIR/renders.npz (one BGR image per case, plus counters). Exit code 3 means no
 headless EGL context could be made (the message says why).
 """
 from __future__ import annotations
@@ -69,13 +69,13 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
     }
 
 
-def render_all(out_dir: Path) -> None:
+def render_all(out_dir: Path, samples: int) -> None:
     images: dict[str, np.ndarray] = {}
     renderers: dict[tuple[int, int], HeadlessRenderer] = {}
     try:
         for name, (frame_result, view, size) in cases().items():
             if size not in renderers:
-                renderers[size] = HeadlessRenderer(*size)
+                renderers[size] = HeadlessRenderer(*size, samples=samples)
             images[name] = renderers[size].render(frame_result, view)
         # Steady frames must not allocate GL storage: render every view again at one size.
         renderer = renderers[(syn.WIDTH, syn.HEIGHT)]
@@ -92,9 +92,9 @@ def render_all(out_dir: Path) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    out_dir = Path(sys.argv[1])
+    out_dir, samples = Path(sys.argv[1]), int(sys.argv[2])
     try:
-        render_all(out_dir)
+        render_all(out_dir, samples)
     except HeadlessGLError as exc:
         print(f"no headless OpenGL: {exc}", file=sys.stderr)
         return NO_EGL_EXIT

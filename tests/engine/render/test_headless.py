@@ -22,11 +22,12 @@ REPO = Path(__file__).resolve().parents[3]
 BACKGROUND_BGR = np.round(np.array(ViewSettings().background[::-1]) * 255).astype(int)
 
 
-@pytest.fixture(scope="module")
-def renders(tmp_path_factory) -> dict[str, np.ndarray]:
+@pytest.fixture(scope="module", params=[0, 4], ids=["no-msaa", "msaa4"])
+def renders(request, tmp_path_factory) -> dict[str, np.ndarray]:
+    """Every case rendered without and with 4x multisampling (software GL defaults to none)."""
     out = tmp_path_factory.mktemp("headless_renders")
     env = dict(os.environ, PYOPENGL_PLATFORM="egl", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "tests.engine.render.headless_cases", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "tests.engine.render.headless_cases", str(out), str(request.param)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     if proc.returncode == NO_EGL_EXIT:
         pytest.skip(f"no headless OpenGL (EGL) on this machine: {proc.stderr.strip()}")
@@ -39,7 +40,7 @@ def renders(tmp_path_factory) -> dict[str, np.ndarray]:
         Path(debug_dir).mkdir(parents=True, exist_ok=True)
         for name, image in images.items():
             if image.ndim == 3:
-                cv2.imwrite(str(Path(debug_dir) / f"{name}.png"), image)
+                cv2.imwrite(str(Path(debug_dir) / f"{name}_msaa{request.param}.png"), image)
     return images
 
 
