@@ -140,8 +140,8 @@ def run(options: BenchOptions) -> str:
         est = HmrBodyEstimator(spin[0], spin[1], smpl_path, device="cpu")
         rows = _rows(est, repeats, warmup)
         est.close()
-    lines = [f"CPU, {FRAME_HW[1]}x{FRAME_HW[0]} frame, median (p90) ms over {repeats} runs after {warmup} warm-up runs; "
-             f"weights: {spin[2]}; body model: {smpl_note}.", "",
+    lines = [f"CPU, {FRAME_HW[1]}x{FRAME_HW[0]} frame, median (p90) ms over {repeats} runs after {warmup} "
+             f"warm-up runs; weights: {spin[2]}; body model: {smpl_note}.", "",
              "| torch threads | HMR forward b1 | HMR forward b2 | SMPL (lbs) b1 | estimator step |",
              "|---|---|---|---|---|"]
     for threads, f1, f2, s1, step in rows:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.body.hmr import BOX_UNIT_PX, box_from_landmarks, box_from_xyxy, crop_image, crops_to_input, image_translation, load_hmr
+from engine.body.hmr import (BOX_UNIT_PX, box_from_landmarks, box_from_xyxy, crop_image, crops_to_input,
+                             image_translation, load_hmr)
 from engine.body.result import BodyResult
 from engine.body.rotations import rotmat_to_axis_angle
 from engine.body.smpl_io import SmplLayer, load_smpl

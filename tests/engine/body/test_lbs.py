@@ -103,7 +103,8 @@ def test_rest_pose_is_template_and_regressed_joints(case):
     n_j = len(TINY_PARENTS)
     out = layer(torch.zeros(1, 5, dtype=torch.float64), torch.eye(3, dtype=torch.float64).expand(1, n_j, 3, 3))
     np.testing.assert_allclose(out.vertices[0].numpy(), model.v_template, atol=1e-12)
-    np.testing.assert_allclose(out.joints[0].numpy(), model.J_regressor.astype(np.float64) @ model.v_template, atol=1e-6)
+    want_joints = model.J_regressor.astype(np.float64) @ model.v_template
+    np.testing.assert_allclose(out.joints[0].numpy(), want_joints, atol=1e-6)
 
 
 def test_layer_equals_lbs_plus_translation(case):

@@ -61,7 +61,8 @@ def test_rotmat_to_axis_angle_round_trip(angle_range):
 
 
 def test_rotmat_to_axis_angle_identity_and_half_turn():
-    rot = torch.stack([torch.eye(3, dtype=torch.float64), torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))])
+    half_turn_x = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+    rot = torch.stack([torch.eye(3, dtype=torch.float64), half_turn_x])
     back = rotmat_to_axis_angle(rot).numpy()
     np.testing.assert_allclose(back[0], 0, atol=1e-12)
     np.testing.assert_allclose(np.abs(back[1]), [math.pi, 0, 0], atol=1e-9)
