@@ -17,10 +17,13 @@ class OutputGroup:
     Outputs whose class sets `wants_results = True` (the recorder) also get the frame's
     `results` and `meshes` as keyword arguments. `start()` opens each output and raises the
     first failure after closing the ones already open; `close()` closes all, in reverse.
+    copy_images: copy each image once before handing it out, for callers that reuse their
+    buffer (outputs keep a reference to what they are sent).
     """
 
-    def __init__(self, outputs: list[Output] | None = None) -> None:
+    def __init__(self, outputs: list[Output] | None = None, copy_images: bool = False) -> None:
         self.outputs: list[Output] = list(outputs or [])
+        self.copy_images = copy_images
 
     def add(self, output: Output) -> None:
         self.outputs.append(output)
@@ -39,6 +42,8 @@ class OutputGroup:
     def send(self, image_bgr: np.ndarray, frame_index: int, t: float, *,
              results: Any = None, meshes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """image_bgr: (H, W, 3) uint8 BGR, the clean rendered view. Returns at once."""
+        if self.copy_images and self.outputs:
+            image_bgr = np.array(image_bgr, copy=True)
         for output in self.outputs:
             if getattr(output, "wants_results", False):
                 output.send(image_bgr, frame_index, t, results=results, meshes=meshes)  # type: ignore[call-arg]

@@ -53,6 +53,13 @@ def mesh_name(name: str, frame_index: int) -> str:
     return f"{name}_{frame_index:06d}.ply"
 
 
+def write_all(raw_file: Any, data: bytes) -> None:
+    """Write all of `data` to an unbuffered file (a raw write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[raw_file.write(view):]
+
+
 def new_recording_dir(parent: Path | str, prefix: str = "recording") -> Path:
     """A fresh, not yet existing folder name under `parent`: <prefix>_YYYYmmdd_HHMMSS[_n]."""
     parent = Path(parent)
@@ -128,7 +135,7 @@ class Recorder(ThreadedOutput):
         line = {"frame_index": item.frame_index, "t": round(item.t, 6), "segment": self._segment,
                 "segment_frame": segment_frame, "size": [w, h], "meshes": meshes,
                 "results": self._results_json(item.extras.get("results"))}
-        self._frames_file.write((json.dumps(line, separators=(",", ":")) + "\n").encode())
+        write_all(self._frames_file, (json.dumps(line, separators=(",", ":")) + "\n").encode())
         self.frames_recorded += 1
 
     def _release(self) -> None:

@@ -78,13 +78,11 @@ class _Collecting(ThreadedOutput):
         self.released = True
 
 
-def test_threaded_output_delivers_copies_and_implements_protocol():
+def test_threaded_output_delivers_on_its_thread_and_implements_protocol():
     out = _Collecting()
     assert isinstance(out, Output)
-    image = index_image(5)
     with out:
-        out.send(image, 5, 1.5)
-        image[:] = 0  # the caller reuses its buffer at once
+        out.send(index_image(5), 5, 1.5)
         while out.stats.delivered < 1:
             threading.Event().wait(0.01)
     assert out.released
@@ -103,6 +101,20 @@ def test_threaded_output_stops_on_delivery_error_and_counts_later_frames_as_drop
     out.send(index_image(2), 2, 0.0)
     out.close()
     assert out.stats.dropped == 1 and [i.frame_index for i in out.items] == [0]
+
+
+def test_a_bug_in_delivery_also_stops_the_output(caplog):
+    class Buggy(_Collecting):
+        def _deliver(self, item: OutputItem) -> None:
+            raise TypeError("cannot convert Foo to JSON")
+
+    out = Buggy()
+    out.start()
+    out.send(index_image(0), 0, 0.0)
+    out._thread.join(2)
+    assert out.stats.failed == "TypeError: cannot convert Foo to JSON"
+    assert "crashed" in caplog.text and "Traceback" in caplog.text
+    out.close()
 
 
 def test_send_rejects_wrong_images():

@@ -1,6 +1,7 @@
 """OutputGroup: fan-out, results only to outputs that want them, all-or-nothing start."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from engine.outputs.group import OutputGroup
@@ -40,6 +41,22 @@ def test_fan_out_and_extras():
         group.send(index_image(3), 3, 0.1, results={"a": 1}, meshes={"body": (None, None)})
     assert plain.log == ["start", ("send", 3), "close"]
     assert wanting.log == ["start", ("send", 3, {"a": 1}, ["body"]), "close"]
+
+
+def test_copy_images_copies_once_for_all():
+    class Keeping(_Plain):
+        def send(self, image_bgr, frame_index, t) -> None:
+            self.log.append(image_bgr)
+
+    a, b = Keeping(), Keeping()
+    image = index_image(9)
+    with OutputGroup([a, b], copy_images=True) as group:
+        group.send(image, 9, 0.0)
+    assert a.log[1] is b.log[1] and a.log[1] is not image
+    assert np.array_equal(a.log[1], image)
+    with OutputGroup([a]) as group:
+        group.send(image, 10, 0.0)
+    assert a.log[-2] is image  # without copy_images the array itself is handed on
 
 
 def test_failed_start_closes_what_was_opened():
