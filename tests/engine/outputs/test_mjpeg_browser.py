@@ -71,6 +71,9 @@ def test_page_image_updates_in_headless_chromium(chromium_path):
     assert len(samples) == SAMPLES
     assert all((s["w"], s["h"]) == (WIDTH, HEIGHT) for s in samples), samples
     indices = [s["index"] for s in samples]
-    assert all(b > a for a, b in zip(indices, indices[1:])), f"the <img> did not update: {indices}"
-    assert indices[-1] - indices[0] >= 15, indices  # ~1.75 s at 30 fps: about 50 frames
+    # A starved browser may show one frame for two samples; it must never go back, and must
+    # show several different frames over ~1.75 s (about 50 were sent meanwhile).
+    assert all(b >= a for a, b in zip(indices, indices[1:])), f"the <img> went back: {indices}"
+    assert len(set(indices)) >= SAMPLES // 2, f"the <img> did not update: {indices}"
+    assert indices[-1] - indices[0] >= 15, indices
     assert indices[-1] <= sent
