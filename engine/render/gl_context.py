@@ -66,6 +66,17 @@ def _egl_displays() -> list[tuple[str, Any]]:
     return candidates
 
 
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "swiftshader")
+
+
+def is_software_renderer() -> bool:
+    """True when the current GL context rasterises on the CPU."""
+    from OpenGL import GL
+
+    name = (GL.glGetString(GL.GL_RENDERER) or b"").decode(errors="replace").lower()
+    return any(s in name for s in SOFTWARE_RENDERERS)
+
+
 class EglContext:
     """An OpenGL 3.3 core context with no surface, current on the creating thread.
 
@@ -77,17 +88,34 @@ class EglContext:
         from OpenGL import EGL
 
         self._egl = EGL
-        errors = []
+        self._context = None
+        errors: list[str] = []
+        software: tuple[str, Any, Any] | None = None
+        # A GPU beats a software rasteriser: with several EGL devices (NVIDIA beside Mesa's
+        # llvmpipe), keep trying until one is hardware, else fall back to the first that worked.
         for name, display in _egl_displays():
             try:
-                self._display, self._context = self._create(display)
+                display, context = self._create(display)
             except (EGL.EGLError, HeadlessGLError) as exc:
                 errors.append(f"{name}: {exc}")
                 continue
-            self.description = name
-            log.info("headless EGL context on the %s display", name)
-            return
-        raise HeadlessGLError("no EGL display gave an OpenGL 3.3 core context: " + "; ".join(errors))
+            if not is_software_renderer():
+                self._use(name, display, context)
+                return
+            if software is None:
+                software = (name, display, context)
+            else:
+                EGL.eglDestroyContext(display, context)
+        if software is None:
+            raise HeadlessGLError("no EGL display gave an OpenGL 3.3 core context: " + "; ".join(errors))
+        self._use(*software)
+
+    def _use(self, name: str, display: Any, context: Any) -> None:
+        self._display, self._context = display, context
+        self.make_current()
+        self.description = name
+        from OpenGL import GL
+        log.info("headless EGL context on the %s display: %s", name, GL.glGetString(GL.GL_RENDERER))
 
     def _create(self, display: Any) -> tuple[Any, Any]:
         EGL = self._egl

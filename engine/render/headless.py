@@ -11,24 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.render.gl_context import EglContext, Framebuffer, use_egl_platform
+from engine.render.gl_context import EglContext, Framebuffer, is_software_renderer, use_egl_platform
 from engine.render.view import ViewSettings
 
 if TYPE_CHECKING:
     from engine.render.scene import FrameResultLike, SceneRenderer
 
 log = logging.getLogger(__name__)
-
-
-SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "swiftshader")
-
-
-def is_software_renderer() -> bool:
-    """True when the current GL context rasterises on the CPU."""
-    from OpenGL import GL
-
-    name = (GL.glGetString(GL.GL_RENDERER) or b"").decode(errors="replace").lower()
-    return any(s in name for s in SOFTWARE_RENDERERS)
 
 
 class HeadlessRenderer:
