@@ -149,8 +149,10 @@ class OutputItem:
 
 @dataclass(frozen=True)
 class OutputStats:
-    """Counters of one output: images handed over, delivered, dropped (replaced before the
-    output's thread took them, or sent after close/failure), and the failure, if any."""
+    """Counters of one output. received: images put into its slot. delivered: images its
+    thread sent/wrote (the virtual camera counts repeats of the newest image too). dropped:
+    images replaced in the slot before the thread took them, or sent while the output was
+    not running (before start, after close or failure). failed: why it stopped, or None."""
 
     received: int
     delivered: int
