@@ -93,6 +93,7 @@ class Viewport(QOpenGLWidget):
         self._hud: dict[str, Any] = {}
         self._show_hud = True
         self._paint_times: deque[float] = deque(maxlen=FPS_WINDOW)
+        self._paint_count = 0
         self._drag_from: QPointF | None = None
         self._gl_ready = False
 
@@ -146,6 +147,17 @@ class Viewport(QOpenGLWidget):
         with self._lock:
             self._pending = self._shown = None
         self._mark_dirty()
+
+    @property
+    def displayed_index(self) -> int | None:
+        """Frame index of the result drawn by the last paint (None before any)."""
+        with self._lock:
+            return None if self._shown is None else self._shown.frame.index
+
+    @property
+    def paint_count(self) -> int:
+        """Paints so far (grabs included)."""
+        return self._paint_count
 
     @property
     def dropped_frames(self) -> int:
@@ -205,6 +217,7 @@ class Viewport(QOpenGLWidget):
         finally:
             painter.end()
         self._paint_times.append(time.monotonic())
+        self._paint_count += 1
 
     def _paint_hud(self, painter: QPainter) -> None:
         lines = hud_lines(self._hud)

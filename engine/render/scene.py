@@ -5,8 +5,9 @@ and headless (engine.render.headless, an EGL context and an FBO). It never binds
 framebuffer itself and re-fills its GL buffers and textures in place from frame to frame.
 
 Views (ViewSettings.mode):
-- "overlay": the camera image, letterboxed, with landmarks as point splats, the fitted face
-  mesh as a wireframe and the body skeleton as lines, all in image pixels.
+- "overlay": the camera image, letterboxed, with mediapipe's landmarks as point splats, the
+  fitted face mesh as a wireframe with its 68 landmarks, and the body skeleton as lines, all
+  in image pixels.
 - "mesh": face and body meshes in 3D from an orbit camera (Phong or matcap, wireframe).
 - "volume": one of the VolumeResult's colour/normal images, the one nearest a chosen yaw.
 - "split": overlay on the left, mesh on the right.
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 FACE_POINT_COLOR = (0.2, 1.0, 0.4, 0.9)
 POSE_POINT_COLOR = (1.0, 0.55, 0.1, 1.0)
 FACE_WIRE_COLOR = (0.3, 0.85, 1.0, 0.35)
+FACE_FIT_POINT_COLOR = (1.0, 0.25, 0.85, 1.0)  # the fitted model's 68 landmarks
 SKELETON_COLOR = (1.0, 0.85, 0.2, 0.95)
 FACE_ALBEDO = (0.85, 0.66, 0.55)
 BODY_ALBEDO = (0.55, 0.62, 0.75)
@@ -151,6 +153,8 @@ class SceneRenderer:
             step = -(-len(face.triangles) // MAX_OVERLAY_WIRE_TRIANGLES)
             self.overlay.draw_wireframe("face_wire", face.vertices_image, face.triangles[::step], mvp,
                                         FACE_WIRE_COLOR)
+            self.overlay.draw_points("face_fit_points", face.landmarks_2d, mvp, FACE_FIT_POINT_COLOR,
+                                     view.point_size_px)
         # Sizes are given in screen pixels; this converts them to image pixels.
         image_px_per_screen_px = w / inner.width
         if view.show_skeleton:

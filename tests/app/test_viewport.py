@@ -13,8 +13,8 @@ pytestmark = pytest.mark.gui
 if not os.environ.get("DISPLAY"):
     pytest.skip("no X display: run the GUI tests under `xvfb-run -a`", allow_module_level=True)
 
-from PyQt6.QtCore import QPointF, Qt  # noqa: E402
-from PyQt6.QtGui import QMouseEvent  # noqa: E402
+from PyQt6.QtCore import QPoint, QPointF, Qt  # noqa: E402
+from PyQt6.QtGui import QMouseEvent, QWheelEvent  # noqa: E402
 
 from app.qt_env import sanitize_qt_environment  # noqa: E402
 from app.viewport import Viewport, hud_lines, is_stale  # noqa: E402
@@ -45,7 +45,7 @@ def landmark_result(index: int = 1, t: float = 1.0):
 
 
 def wait_painted(qtbot, widget: Viewport, index: int) -> None:
-    qtbot.waitUntil(lambda: widget._shown is not None and widget._shown.frame.index == index, timeout=5000)
+    qtbot.waitUntil(lambda: widget.displayed_index == index, timeout=5000)
 
 
 def test_shows_frame_and_overlay(qtbot, viewport):
@@ -69,17 +69,38 @@ def test_mesh_view_and_mouse_orbit_change_the_image(qtbot, viewport):
     wait_painted(qtbot, viewport, 1)
     before = viewport.grab_image()
     assert np.abs(before.astype(int) - syn.gradient_image()).mean() > 40
-    for kind, pos, buttons in [(QMouseEvent.Type.MouseButtonPress, QPointF(100, 100), Qt.MouseButton.LeftButton),
-                               (QMouseEvent.Type.MouseMove, QPointF(160, 130), Qt.MouseButton.LeftButton),
-                               (QMouseEvent.Type.MouseButtonRelease, QPointF(160, 130), Qt.MouseButton.NoButton)]:
-        event = QMouseEvent(kind, pos, pos, Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier)
-        viewport.event(event)
+    drag(viewport, (100, 100), (160, 130))
     assert viewport.view.orbit.yaw_deg == pytest.approx(-24.0)
     assert viewport.view.orbit.pitch_deg == pytest.approx(12.0)
     after = viewport.grab_image()
     assert np.abs(after.astype(int) - before).sum(axis=2).astype(bool).mean() > 0.002
     viewport.reset_orbit()
     np.testing.assert_array_equal(viewport.grab_image(), before)
+
+
+def drag(widget: Viewport, start: tuple[float, float], end: tuple[float, float]) -> None:
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    for kind, pos, buttons in [(QMouseEvent.Type.MouseButtonPress, start, left),
+                               (QMouseEvent.Type.MouseMove, end, left),
+                               (QMouseEvent.Type.MouseButtonRelease, end, none)]:
+        p = QPointF(*pos)
+        widget.event(QMouseEvent(kind, p, p, left, buttons, Qt.KeyboardModifier.NoModifier))
+
+
+def test_wheel_zooms_and_volume_drag_turns_the_volume_view(viewport):
+    p = QPointF(100, 100)
+    wheel = QWheelEvent(p, p, QPoint(0, 0), QPoint(0, 240), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    viewport.event(wheel)
+    assert viewport.view.orbit.distance == pytest.approx(1 / 1.1 ** 2)
+    viewport.set_view_mode("volume")
+    drag(viewport, (200, 100), (100, 100))
+    assert viewport.view.volume_yaw_deg == pytest.approx(40.0)
+    assert viewport.view.orbit.yaw_deg == 0.0
+    viewport.reset_orbit()
+    assert viewport.view.volume_yaw_deg == 0.0 and viewport.view.orbit.distance == 1.0
+    with pytest.raises(ValueError):
+        viewport.set_view_mode("sideways")
 
 
 def test_stale_results_are_dropped(viewport):
@@ -105,6 +126,6 @@ def test_hud_is_drawn_only_when_asked(qtbot, viewport):
 
 def test_placeholder_before_any_frame(qtbot, viewport):
     viewport.set_view(ViewSettings(mode="volume"))
-    qtbot.waitUntil(lambda: len(viewport._paint_times) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: viewport.paint_count > 0, timeout=5000)
     image = viewport.grab_image()
     assert (image > 150).all(axis=2).sum() > 100, "expected the 'waiting for frames' text"

@@ -77,7 +77,7 @@ def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIU
     xy = CAMERA.project(vertices_camera)
     vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
     return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
-                      landmarks_2d=np.zeros((68, 2), np.float32), pose_deg=np.zeros(3, np.float32),
+                      landmarks_2d=xy[:68].copy(), pose_deg=np.zeros(3, np.float32),
                       identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
                       expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
 

@@ -103,6 +103,11 @@ def test_face_mesh_wireframe_covers_the_projected_face(renders):
     assert drawn[r < radius - 3].mean() > 0.5          # dense lines inside the silhouette
     assert not drawn[r > radius + 2].any()              # nothing outside it
     assert out[drawn][:, 0].mean() > out[drawn][:, 2].mean() + 40  # cyan-ish (blue > red in BGR)
+    # The fitted 68 landmarks are magenta splats at their pixels.
+    fit = syn.face_result().landmarks_2d
+    centre_px = out[np.floor(fit[:, 1]).astype(int), np.floor(fit[:, 0]).astype(int)].astype(int)
+    magenta = (centre_px[:, 2] > 180) & (centre_px[:, 0] > 150) & (centre_px[:, 1] < 120)
+    assert magenta.mean() > 0.9
 
 
 def test_skeleton_joins_only_visible_keypoints(renders):
