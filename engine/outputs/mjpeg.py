@@ -108,7 +108,7 @@ class FrameBoard:
             self._image, self._jpeg = image, None
             self._cond.notify_all()
         if self.viewers:  # someone is watching: encode now, on the output's thread
-            self.jpeg_for(self._seq)
+            self.newest_jpeg()
 
     def wait_newer(self, after_seq: int, timeout: float) -> tuple[int, bytes] | None:
         """(seq, jpeg) of a frame newer than `after_seq`, or None on timeout/close."""
@@ -117,25 +117,24 @@ class FrameBoard:
                 return None
             if self._closed:
                 return None
-            seq = self._seq
-        jpeg = self.jpeg_for(seq)
-        return None if jpeg is None else (seq, jpeg)
+        # The frame returned may be newer still than the one that woke us: the newest wins.
+        return self.newest_jpeg()
 
-    def jpeg_for(self, seq: int) -> bytes | None:
-        """The JPEG of frame `seq` or of a newer one (encoding it if nobody has yet)."""
+    def newest_jpeg(self) -> tuple[int, bytes] | None:
+        """(seq, jpeg) of the newest frame, encoding it if nobody has yet; None before any."""
         with self._encode_lock:
             with self._cond:
                 if self._image is None:
                     return None
-                if self._jpeg is not None and self._seq >= seq:
-                    return self._jpeg
-                image, current = self._image, self._seq
+                if self._jpeg is not None:
+                    return self._seq, self._jpeg
+                image, seq = self._image, self._seq
             jpeg = encode_jpeg(image, self.quality)
             with self._cond:
-                if self._seq == current:
+                if self._seq == seq:  # still the newest: keep it for the other clients
                     self._jpeg = jpeg
                 self.encoded += 1
-            return jpeg
+            return seq, jpeg
 
     def close(self) -> None:
         with self._cond:
