@@ -6,8 +6,9 @@ Layout of a recording folder:
   video/segment_000000.mp4     self-contained mp4v segments of about `segment_s` seconds each;
                                the one being written is named segment_NNNNNN.partial.mp4 and
                                renamed when complete (an unfinished mp4 has no index: it is lost)
-  frames.jsonl                 one JSON line per recorded frame, appended with one unbuffered
-                               write after the frame's video and meshes were handed to the OS
+  frames.jsonl                 one JSON line per recorded frame, appended unbuffered once the
+                               frame's meshes are on disk and its image went to the encoder
+                               (a line is trusted only when its segment is complete)
   meshes/<name>_<frame>.ply    per-frame meshes, written atomically (temp file + rename)
 
 `read_recording(folder)` returns the frames that can be read back: those whose segment is
