@@ -70,8 +70,8 @@ def qimage_to_bgr(image: QImage) -> np.ndarray:
 
 
 class Viewport(QOpenGLWidget):
-    """Shows FrameResults. `set_frame_result()` from the GUI thread (the app's bridge turns
-    pipeline callbacks into queued signals); everything else is GUI-thread only too.
+    """Shows FrameResults. `set_frame_result()` may be called from any thread (it only
+    stores the result; the GUI-thread timer repaints); everything else is GUI-thread only.
 
     Mouse: left-drag orbits the mesh view (or turns the volume view), wheel zooms,
     double-click resets. `grab_image()` returns the clean view (no HUD) as BGR.
@@ -118,6 +118,10 @@ class Viewport(QOpenGLWidget):
         if mode not in VIEW_MODES:
             raise ValueError(f"unknown view mode {mode!r}; expected one of {VIEW_MODES}")
         self.set_view(replace(self._view, mode=mode))
+
+    def set_mirror(self, mirrored: bool) -> None:
+        """Show the views left-right mirrored (selfie view)."""
+        self.set_view(replace(self._view, mirror=bool(mirrored)))
 
     def reset_orbit(self) -> None:
         self.set_view(replace(self._view, orbit=OrbitCamera(), volume_yaw_deg=0.0))
@@ -261,8 +265,10 @@ class Viewport(QOpenGLWidget):
             return
         delta = event.position() - self._drag_from
         self._drag_from = event.position()
-        # Dragging right turns the model right: the eye moves left (negative yaw).
-        d_yaw, d_pitch = -delta.x() * ORBIT_DEG_PER_PX, delta.y() * ORBIT_DEG_PER_PX
+        # Dragging right turns the model right: the eye moves left (negative yaw), or right
+        # when the view is mirrored.
+        d_yaw = (1.0 if self._view.mirror else -1.0) * delta.x() * ORBIT_DEG_PER_PX
+        d_pitch = delta.y() * ORBIT_DEG_PER_PX
         if self._view.mode == "volume":
             yaw = (self._view.volume_yaw_deg + d_yaw + 180.0) % 360.0 - 180.0
             self.set_view(replace(self._view, volume_yaw_deg=yaw))

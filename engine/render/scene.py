@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from types import MappingProxyType
 from typing import Any, Mapping, Protocol
 
 import numpy as np
@@ -26,13 +27,13 @@ from engine.camera import PinholeCamera
 from engine.frame import Frame
 from engine.render.drawers.mesh import MeshDrawer
 from engine.render.drawers.overlay import OverlayDrawer
-from engine.render.drawers.quad import QuadDrawer
+from engine.render.drawers.quad import FULL_VIEWPORT, MIRRORED_VIEWPORT, QuadDrawer
 from engine.render.drawers.text import TextDrawer
 from engine.render.geometry import bbox_center
 from engine.render.gl_objects import DynamicTexture
 from engine.render.topology import MEDIAPIPE_POSE_EDGES
-from engine.render.transforms import (Rect, fit_rect, image_to_ndc, nearest_index, orbit_view, perspective,
-                                      split_rect, vertical_fov)
+from engine.render.transforms import (Rect, fit_rect, image_to_ndc, mirror_x, nearest_index, orbit_view,
+                                      perspective, split_rect, vertical_fov)
 from engine.render.view import ViewSettings
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ POSE_VISIBILITY_MIN = 0.5
 MAX_OVERLAY_WIRE_TRIANGLES = 20000
 
 # What the placeholder says when a stage ran but returned None.
-_NOT_FOUND = {"perception": "no person found", "face": "no face found",
-              "body": "no body found", "volume": "no volume result"}
+_NOT_FOUND = MappingProxyType({"perception": "no person found", "face": "no face found",
+                               "body": "no body found", "volume": "no volume result"})
 
 
 class FrameResultLike(Protocol):
@@ -146,8 +147,8 @@ class SceneRenderer:
         self._upload_frame(fr.frame)
         inner = fit_rect(rect, w, h)
         GL.glViewport(inner.x, inner.y, inner.width, inner.height)
-        self.quad.draw(self.frame_texture)
-        mvp = image_to_ndc(w, h)
+        self.quad.draw(self.frame_texture, MIRRORED_VIEWPORT if view.mirror else FULL_VIEWPORT)
+        mvp = mirror_x(view.mirror) @ image_to_ndc(w, h)
         face, body, perception = (fr.results.get(k) for k in ("face", "body", "perception"))
         if view.show_face_mesh and face is not None:
             step = -(-len(face.triangles) // MAX_OVERLAY_WIRE_TRIANGLES)
@@ -200,7 +201,8 @@ class SceneRenderer:
         model_view = orbit_view(target, view.orbit.yaw_deg, view.orbit.pitch_deg, view.orbit.distance)
         radius = float(np.linalg.norm(bounds.max(axis=0) - bounds.min(axis=0))) / 2
         near = max(1e-3, min(0.5 * distance, distance - 2 * radius))
-        projection = perspective(self._fovy(fr, view, rect), rect.aspect, near, distance + 4 * radius + 1.0)
+        projection = mirror_x(view.mirror) @ perspective(self._fovy(fr, view, rect), rect.aspect, near,
+                                                         distance + 4 * radius + 1.0)
         for slot, vertices, faces, albedo, bias in meshes:
             self.mesh.draw(slot, vertices, faces, model_view, projection, albedo, view.shading,
                            view.wireframe, depth_bias=bias)
@@ -237,7 +239,7 @@ class SceneRenderer:
             self._volume_source, self._volume_choice = volume, choice
         inner = fit_rect(rect, self.volume_texture.width, self.volume_texture.height)
         GL.glViewport(inner.x, inner.y, inner.width, inner.height)
-        self.quad.draw(self.volume_texture)
+        self.quad.draw(self.volume_texture, MIRRORED_VIEWPORT if view.mirror else FULL_VIEWPORT)
 
     # -- helpers -------------------------------------------------------------------------
 

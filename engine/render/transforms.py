@@ -59,6 +59,12 @@ def image_to_ndc(width: int, height: int) -> np.ndarray:
     return m
 
 
+def mirror_x(mirrored: bool) -> np.ndarray:
+    """(4, 4) float32 clip-space left-right flip (identity when not `mirrored`); applied
+    after projection it mirrors the view like a selfie camera."""
+    return np.diag([-1.0 if mirrored else 1.0, 1.0, 1.0, 1.0]).astype(np.float32)
+
+
 def perspective(fovy_rad: float, aspect: float, near: float, far: float) -> np.ndarray:
     """(4, 4) float32 OpenGL projection (right-handed view space, NDC z in [-1, 1])."""
     f = 1.0 / math.tan(fovy_rad / 2.0)

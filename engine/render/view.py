@@ -45,6 +45,7 @@ class ViewSettings:
         `volume_yaw_deg`), "split" (overlay | mesh side by side).
     show_status: in the mesh view, a small corner note for a wanted mesh that is missing
         ("body stage off" beside a face).
+    mirror: show every view left-right mirrored (selfie view); the data is not changed.
     hfov_deg: horizontal field of view assumed for the input camera when a result does not
         say (the body fit's focal length wins when present).
     point_size_px, line_width_px: landmark splat diameter and skeleton line width, in
@@ -62,6 +63,7 @@ class ViewSettings:
     show_face: bool = True
     show_body: bool = True
     show_status: bool = True
+    mirror: bool = False
     volume_yaw_deg: float = 0.0
     volume_channel: VolumeChannel = "color"
     hfov_deg: float = 60.0

@@ -9,6 +9,7 @@ from OpenGL import GL
 from engine.render.gl_objects import DynamicTexture, ShaderProgram
 
 FULL_VIEWPORT = (-1.0, -1.0, 1.0, 1.0)
+MIRRORED_VIEWPORT = (1.0, -1.0, -1.0, 1.0)  # left and right swapped (selfie view)
 
 
 class QuadDrawer:

@@ -46,6 +46,10 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
     return {
         "frame_only": (syn.frame_result(gradient, {}), ViewSettings(), size),
         "frame_wide": (syn.frame_result(gradient, {}), ViewSettings(), (2 * syn.WIDTH, syn.HEIGHT)),
+        "frame_mirror": (syn.frame_result(gradient, {}), ViewSettings(mirror=True), size),
+        "mesh_box_mirror": (syn.frame_result(gradient, {"body": syn.body_result(center=(0.3, 0.0, 2.0))}),
+                            replace(mesh, mirror=True), size),
+        "mesh_box_right": (syn.frame_result(gradient, {"body": syn.body_result(center=(0.3, 0.0, 2.0))}), mesh, size),
         "points": (syn.frame_result(flat, {"perception": perception}), ViewSettings(point_size_px=4.0), size),
         "face_wire": (syn.frame_result(flat, {"face": face}), ViewSettings(), size),
         "skeleton": (syn.frame_result(flat, {"body": skeleton_body()}), ViewSettings(), size),

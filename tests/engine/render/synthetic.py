@@ -8,7 +8,6 @@ from engine.body.result import BodyResult
 from engine.camera import PinholeCamera
 from engine.face.result import FaceResult
 from engine.frame import Frame
-from engine.perception.result import PerceptionResult
 from engine.pipeline import FrameResult
 from engine.volume.result import VolumeResult
 

@@ -67,6 +67,14 @@ def test_frame_is_letterboxed_in_a_wider_view(renders):
     assert not foreground(out[:, :160]).any() and not foreground(out[:, 480:]).any()
 
 
+def test_mirror_flips_image_and_meshes(renders):
+    assert np.abs(renders["frame_mirror"].astype(int) - syn.gradient_image()[:, ::-1]).max() <= 1
+    x0, _, x1, _ = bbox(foreground(renders["mesh_box_right"]))
+    m0, _, m1, _ = bbox(foreground(renders["mesh_box_mirror"]))
+    assert (x0 + x1) / 2 > syn.WIDTH / 2 + 20                 # 0.3 m right of the axis
+    assert (m0 + m1) / 2 == pytest.approx(syn.WIDTH - (x0 + x1) / 2, abs=1.5)
+
+
 def test_landmarks_are_splatted_at_their_pixels(renders):
     out = renders["points"].astype(int)
     landmarks = syn.spaced_landmarks()
