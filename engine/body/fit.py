@@ -30,7 +30,7 @@ from engine.body.anny_kinematics import (
 )
 from engine.body.anny_model import AnnyBodyData
 from engine.camera import PinholeCamera
-from engine.filters import OneEuroFilter
+from engine.body.smoothing import PoseSmoother
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class FitSettings:
     robust_mm: 2D residuals beyond this (mm at the person) are down-weighted (Huber).
     shape_prior: pull of β towards the population mean (mm per unit β).
     shape_memory: pull towards the accumulated shape after `shape_frames` frames (mm per unit β).
-    smoothing: One Euro filtering of the output pose (min_cutoff Hz, beta)."""
+    smoothing: One Euro filtering of the output pose (min_cutoff Hz; beta Hz per rad/s;
+    position_beta Hz per m/s). Tuned to steady a still body without visible lag when moving."""
 
     iterations_first: int = 10
     iterations_tracking: int = 4
@@ -60,7 +61,8 @@ class FitSettings:
     damping: float = 1e-3
     smoothing: bool = True
     smooth_min_cutoff: float = 1.5
-    smooth_beta: float = 0.5
+    smooth_beta: float = 4.0
+    smooth_position_beta: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -173,11 +175,12 @@ class AnnyFitter:
 
     def reset(self) -> None:
         """Forget the previous frame and the accumulated shape (new source or person)."""
+        s = self.settings
         self._local: np.ndarray | None = None
         self._root: np.ndarray | None = None
         self._beta_acc = np.zeros(self.data.num_shape)
         self._frames = 0
-        self._filter = OneEuroFilter(self.settings.smooth_min_cutoff, self.settings.smooth_beta)
+        self._smoother = PoseSmoother(s.smooth_min_cutoff, s.smooth_beta, s.smooth_position_beta)
 
     @property
     def shape(self) -> np.ndarray:
@@ -353,11 +356,10 @@ class AnnyFitter:
 
     # -- output ------------------------------------------------------------------------
     def _smooth(self, local, root, t):
-        vec = np.concatenate([rotation_log(local[self.fit_bones]).ravel(), root])
-        out = self._filter(vec, t)
+        rot, root = self._smoother(local[self.fit_bones], root, t)
         local = local.copy()
-        local[self.fit_bones] = rodrigues(out[:-3].reshape(-1, 3))
-        return local, out[-3:]
+        local[self.fit_bones] = rot
+        return local, root
 
     def evaluate(self, local, root, beta, obs: Observation, visible, with_mesh: bool = True) -> FitOutput:
         """Exact model output (rest orientations recomputed for β) for the given parameters."""

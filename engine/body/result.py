@@ -26,6 +26,8 @@ class BodyResult:
     translation: (3,) float32 root translation in camera space, metres.
     fit_rmse_px: RMS pixel distance between keypoints_2d and the visible observed landmarks.
     backend: "anny" (offline default) or "hmr".
+    joints_2d: (J, 2) float32 pixels, joints_3d projected, or None.
+    keypoints_3d: (K, 3) float32 camera space, metres (the model's mediapipe-order points), or None.
     """
 
     vertices: np.ndarray
@@ -40,6 +42,8 @@ class BodyResult:
     translation: np.ndarray
     fit_rmse_px: float
     backend: str
+    joints_2d: np.ndarray | None = None
+    keypoints_3d: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

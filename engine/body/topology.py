@@ -128,9 +128,9 @@ FIT_BONES: tuple[str, ...] = (
 #: error per radian away from the reference pose. The root is free; the spine, neck and
 #: clavicles move little; limbs move freely.
 BONE_PRIOR: dict[str, float] = {
-    "root": 0.0, "spine04": 250.0, "spine02": 250.0, "neck01": 150.0, "head": 60.0,
-    "clavicle.L": 400.0, "clavicle.R": 400.0, "upperarm01.L": 10.0, "upperarm01.R": 10.0,
-    "lowerarm01.L": 10.0, "lowerarm01.R": 10.0, "wrist.L": 60.0, "wrist.R": 60.0,
+    "root": 0.0, "spine04": 150.0, "spine02": 150.0, "neck01": 100.0, "head": 40.0,
+    "clavicle.L": 150.0, "clavicle.R": 150.0, "upperarm01.L": 10.0, "upperarm01.R": 10.0,
+    "lowerarm01.L": 10.0, "lowerarm01.R": 10.0, "wrist.L": 20.0, "wrist.R": 20.0,
     "upperleg01.L": 10.0, "upperleg01.R": 10.0, "lowerleg01.L": 10.0, "lowerleg01.R": 10.0,
     "foot.L": 60.0, "foot.R": 60.0,
 }

