@@ -20,7 +20,8 @@ from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QSurfaceFo
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 from PyQt6.QtWidgets import QWidget
 
-from engine.render.scene import FrameResultLike, SceneRenderer
+from engine.render.scene import SceneRenderer
+from engine.render.status import FrameResultLike
 from engine.render.view import VIEW_MODES, OrbitCamera, ViewSettings
 
 log = logging.getLogger(__name__)

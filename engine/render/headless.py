@@ -15,7 +15,8 @@ from engine.render.gl_context import EglContext, Framebuffer, is_software_render
 from engine.render.view import ViewSettings
 
 if TYPE_CHECKING:
-    from engine.render.scene import FrameResultLike, SceneRenderer
+    from engine.render.scene import SceneRenderer
+    from engine.render.status import FrameResultLike
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from types import MappingProxyType
-from typing import Any, Mapping, Protocol
+from typing import Any
 
 import numpy as np
 from OpenGL import GL
@@ -31,6 +30,7 @@ from engine.render.drawers.quad import FULL_VIEWPORT, MIRRORED_VIEWPORT, QuadDra
 from engine.render.drawers.text import TextDrawer
 from engine.render.geometry import bbox_center
 from engine.render.gl_objects import DynamicTexture
+from engine.render.status import FrameResultLike, stage_placeholder
 from engine.render.topology import MEDIAPIPE_POSE_EDGES
 from engine.render.transforms import (Rect, fit_rect, image_to_ndc, mirror_x, nearest_index, orbit_view,
                                       perspective, split_rect, vertical_fov)
@@ -49,32 +49,6 @@ POSE_VISIBILITY_MIN = 0.5
 # A face wireframe over a webcam image has fewer pixels than BFM has triangles (76k): past
 # this many only every k-th triangle is drawn, which looks the same and costs a quarter.
 MAX_OVERLAY_WIRE_TRIANGLES = 20000
-
-# What the placeholder says when a stage ran but returned None.
-_NOT_FOUND = MappingProxyType({"perception": "no person found", "face": "no face found",
-                               "body": "no body found", "volume": "no volume result"})
-
-
-class FrameResultLike(Protocol):
-    """What the renderer reads of engine.pipeline.FrameResult."""
-
-    frame: Frame
-    results: Mapping[str, Any]
-    timings_ms: Mapping[str, float]
-    errors: Mapping[str, str]
-
-
-def stage_placeholder(frame_result: FrameResultLike, stage: str) -> str | None:
-    """Why `stage` has nothing to draw ("face stage off", "no body found", "volume stage
-    failed"), or None when it has a result."""
-    if stage in frame_result.errors:
-        return f"{stage} stage failed"
-    if stage not in frame_result.results:
-        return f"{stage} stage off"
-    if frame_result.results[stage] is None:
-        return _NOT_FOUND.get(stage, f"no {stage} result")
-    return None
-
 
 class SceneRenderer:
     """Draws FrameResults with OpenGL 3.3 core. Call `initialize()` once with the GL context
