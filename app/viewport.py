@@ -20,6 +20,7 @@ from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QSurfaceFo
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 from PyQt6.QtWidgets import QWidget
 
+from engine.render.gl_context import Framebuffer
 from engine.render.scene import SceneRenderer
 from engine.render.status import FrameResultLike
 from engine.render.view import VIEW_MODES, OrbitCamera, ViewSettings
@@ -97,6 +98,7 @@ class Viewport(QOpenGLWidget):
         self._paint_count = 0
         self._drag_from: QPointF | None = None
         self._gl_ready = False
+        self._offscreen: Framebuffer | None = None  # for render_image()
 
         screen = self.screen()
         rate = refresh_hz or (screen.refreshRate() if screen is not None else 0.0) or 60.0
@@ -187,13 +189,34 @@ class Viewport(QOpenGLWidget):
     def grab_image(self, hud: bool = False) -> np.ndarray:
         """(H, W, 3) uint8 BGR of the view at the widget's size in device pixels; without
         the HUD unless `hud`."""
+        if not hud:
+            ratio = self.devicePixelRatioF()
+            return self.render_image(int(round(self.width() * ratio)), int(round(self.height() * ratio)))
         shown = self._show_hud
-        self._show_hud = hud
+        self._show_hud = True
         try:
             image = self.grabFramebuffer()
         finally:
             self._show_hud = shown
         return qimage_to_bgr(image)
+
+    def render_image(self, width: int, height: int, view: ViewSettings | None = None) -> np.ndarray:
+        """The newest result drawn off-screen at `width` x `height` (clean, no HUD), e.g. for
+        a virtual camera of a fixed size: (height, width, 3) uint8 BGR. Uses the widget's
+        GL context and an FBO kept for the size; needs the widget to have been shown once."""
+        if not self._gl_ready:
+            raise RuntimeError("the viewport has no GL context yet (show it first)")
+        self.makeCurrent()
+        try:
+            if self._offscreen is None or (self._offscreen.width, self._offscreen.height) != (width, height):
+                if self._offscreen is not None:
+                    self._offscreen.close()
+                self._offscreen = Framebuffer(width, height, samples=4)
+            self._offscreen.bind()
+            self._scene.render(self.frame_result, view or self._view, width, height)
+            return self._offscreen.read_bgr()
+        finally:
+            self.doneCurrent()
 
     # -- GL ------------------------------------------------------------------------------
 
@@ -243,6 +266,9 @@ class Viewport(QOpenGLWidget):
             return
         self.makeCurrent()
         try:
+            if self._offscreen is not None:
+                self._offscreen.close()
+                self._offscreen = None
             self._scene.close()
         finally:
             self.doneCurrent()

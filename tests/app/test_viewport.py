@@ -103,6 +103,21 @@ def test_wheel_zooms_and_volume_drag_turns_the_volume_view(viewport):
         viewport.set_view_mode("sideways")
 
 
+def test_render_image_gives_a_clean_view_at_any_size(qtbot, viewport):
+    viewport.set_frame_result(landmark_result())
+    viewport.set_hud_stats({"capture fps": 30.0})
+    wait_painted(qtbot, viewport, 1)
+    small = viewport.render_image(160, 120)
+    assert small.shape == (120, 160, 3)
+    expected = syn.gradient_image()[1::2, 1::2].astype(int)  # the frame at half size
+    assert (np.abs(small.astype(int) - expected).max(axis=2) <= 12).mean() > 0.6
+    mesh = viewport.render_image(320, 240, ViewSettings(mode="mesh"))
+    assert np.abs(mesh.astype(int) - syn.gradient_image()).mean() > 40
+    assert viewport.view.mode == "overlay"  # the widget's own view is untouched
+    # grab_image() is the same clean render at the widget's size.
+    np.testing.assert_array_equal(viewport.grab_image(), viewport.render_image(syn.WIDTH, syn.HEIGHT))
+
+
 def test_stale_results_are_dropped(viewport):
     viewport.set_frame_result(landmark_result(index=5, t=5.0))
     viewport.set_frame_result(landmark_result(index=3, t=3.0))
