@@ -44,6 +44,7 @@ class FitSettings:
     visibility_threshold: mediapipe visibility above which a 2D landmark is used.
     weight_3d: weight of the world-landmark agreement relative to the 2D term.
     robust_mm: 2D residuals beyond this (mm at the person) are down-weighted (Huber).
+    prior_scale: multiplies every pose prior (topology.BONE_PRIOR and hinge limits).
     shape_prior: pull of β towards the population mean (mm per unit β).
     shape_memory: pull towards the accumulated shape after `shape_frames` frames (mm per unit β).
     smoothing: One Euro filtering of the output pose (min_cutoff Hz; beta Hz per rad/s;
@@ -54,6 +55,7 @@ class FitSettings:
     visibility_threshold: float = 0.5
     weight_3d: float = 0.3
     robust_mm: float = 40.0
+    prior_scale: float = 1.0
     shape_prior: float = 15.0
     shape_memory: float = 80.0
     shape_frames: int = 30
@@ -168,7 +170,7 @@ class AnnyFitter:
         self._tree_omega = self._tree @ self.rig.omega  # (K, F)
         self._ancestors = sub.T[self.rig.bone]  # (P, J): bone a is an ancestor-or-self of pair p's
         self._weights = np.asarray(topo.LANDMARK_WEIGHTS)
-        self._prior = np.array([topo.BONE_PRIOR[b] for b in topo.FIT_BONES])
+        self._prior = self.settings.prior_scale * np.array([topo.BONE_PRIOR[b] for b in topo.FIT_BONES])
         self._hinge = {i: np.asarray(topo.HINGE_AXES[b]) for i, b in enumerate(topo.FIT_BONES)
                        if b in topo.HINGE_AXES}
         self.reset()
@@ -324,8 +326,9 @@ class AnnyFitter:
         for f, axis in self._hinge.items():
             i = f - 1
             flex = float(axis @ phi[i])
-            m[i] = topo.HINGE_OFF_AXIS * (np.eye(3) - np.outer(axis, axis))
-            extra.append((f, (self._prior[f] if flex >= 0 else topo.HINGE_HYPEREXTENSION) * axis))
+            scale = self.settings.prior_scale
+            m[i] = scale * topo.HINGE_OFF_AXIS * (np.eye(3) - np.outer(axis, axis))
+            extra.append((f, (self._prior[f] if flex >= 0 else scale * topo.HINGE_HYPEREXTENSION) * axis))
         mj = m @ d_phi  # (F-1, 3, 3)
         r = (m @ phi[..., None]).ravel()
         j = np.zeros((len(bones), 3, n))
