@@ -10,10 +10,12 @@ Per level (17 -> 33 -> 65 -> 129 -> 257 by default):
 2. points whose coarse neighbours disagree about the threshold become candidates, the
    candidate set is dilated by one point (3x3x3) and already-queried points are skipped;
 3. only candidates are queried, the rest keep their interpolated values;
-4. `lossless` mode then repeats until nothing changes: every queried point whose label
-   contradicts its interpolated label has its 26 neighbours queried, and every
-   unqueried point that has a 6-neighbour of the other label is queried ("closure").
-   `faster` mode queries the candidates once and skips the queries at the last level.
+4. then it repeats until nothing changes: every queried point whose label contradicts
+   its interpolated label has its 26 neighbours queried, and every unqueried point that
+   has a 6-neighbour of the other label is queried ("closure").
+`lossless` does this at every level; `faster` skips the last level's queries altogether,
+as MonoPort's faster mode does: its values are the previous level's (exact-label) values
+upsampled trilinearly in logit space.
 
 What lossless can and cannot see (provable from the closure rule): after the last level,
 every point with a 6-neighbour of the other label has been queried. A wrongly labelled
@@ -112,6 +114,14 @@ def _upsample2(v: torch.Tensor) -> torch.Tensor:
         torch.add(v.narrow(d, 0, n - 1), v.narrow(d, 1, n - 1), out=out[tuple(odd)]).mul_(0.5)
         v = out
     return v
+
+
+def _upsample_logit(v: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """_upsample2 in logit space: occupancies are sigmoids of roughly linear functions near the
+    surface, so interpolating their logits puts the unqueried 0.5 crossing where a plane
+    through the queried ones would, rather than where a straight line between two sigmoid
+    values would (which is biased towards the sharper side)."""
+    return torch.sigmoid(_upsample2(torch.logit(v.clamp(eps, 1.0 - eps))))
 
 
 def _dilate(mask: torch.Tensor) -> torch.Tensor:
@@ -215,7 +225,10 @@ def localize(f: OccupancyFn, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, m
             nq, rounds = r ** 3, 0
         else:
             label_c = values > threshold
-            values = _upsample2(values)
+            if last and mode == "faster":
+                values = _upsample_logit(values)
+            else:
+                values = _upsample2(values)
             was = torch.zeros(r, r, r, dtype=torch.bool, device=dev)
             was[::2, ::2, ::2] = queried
             queried = was
@@ -228,17 +241,15 @@ def localize(f: OccupancyFn, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, m
                     # at the last level the lossless closure below does that job for less.
                     cand = _dilate(cand)
                 interp_label = values > threshold
-                if mode == "lossless":
-                    cand |= _boundary6(interp_label)
+                cand |= _boundary6(interp_label)
                 cand &= ~queried
                 vflat, qflat, lflat = values.view(-1), queried.view(-1), interp_label.view(-1)
                 idx = torch.nonzero(cand.view(-1)).squeeze(1)
                 vflat[idx] = evaluate(f, lattice_points(idx, r, final), chunk)
                 qflat[idx] = True
                 nq = int(idx.numel())
-                if mode == "lossless":
-                    extra, rounds = _lossless_rounds(f, vflat, qflat, lflat, idx, r, final, threshold, chunk)
-                    nq += extra
+                extra, rounds = _lossless_rounds(f, vflat, qflat, lflat, idx, r, final, threshold, chunk)
+                nq += extra
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         stats["queries_per_level"].append(nq)

@@ -10,7 +10,8 @@ with cell centres c_i = -1 + (2i + 1) / S, S = the finest resolution.
 
 Per pixel: the first occupied voxel k along z; the depth of the `threshold` crossing
 between voxels k - 1 and k by linear interpolation (lossless localisation has queried
-both); the normal from central differences of the lattice values; and the colour, queried
+both); the normal from finite differences (Sobel) of the lattice values around the
+crossing; and the colour, queried
 only at those visible points (at most S^2 per view).
 """
 from __future__ import annotations
@@ -58,7 +59,8 @@ class RenderedView:
 
 def view_rotation(yaw_deg: float, pitch_deg: float) -> torch.Tensor:
     """(3, 3) float32 R with p_field = R @ p_view: yaw about the y (down) axis, then pitch
-    about x. Positive yaw moves the viewer towards +x around the subject."""
+    about x. The viewer sits at -R[:, 2] (its -z): positive yaw moves it round towards -x
+    (to the input camera's left), positive pitch towards +y (below)."""
     a, b = math.radians(yaw_deg), math.radians(pitch_deg)
     ry = torch.tensor([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
     rx = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(b), -math.sin(b)], [0.0, math.sin(b), math.cos(b)]])
@@ -96,24 +98,40 @@ def first_hit(grid: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor,
     return depth.T.contiguous(), torch.where(hit, k, torch.full_like(k, -1)).T.contiguous()
 
 
-def lattice_normals(grid: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """(S, S, 3) unit normals (view space, outward = towards lower occupancy) at voxel
-    [x = col, y = row, z = k[row, col]] by central differences of the lattice values
-    (one-sided at the borders). k: (S, S) int64 [row, col], -1 where empty -> zero normal."""
+_SOBEL = torch.tensor([1.0, 2.0, 1.0])
+
+
+def _sobel_gradient(grid: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """(M, 3) Sobel gradient (central difference smoothed 1-2-1 across the other two axes)
+    of grid [x, y, z] at integer voxels; neighbour indices are clamped at the borders."""
+    s = grid.shape[0]
+    r = torch.arange(-1, 2, device=grid.device)
+    xi = (x[:, None] + r).clamp(0, s - 1)
+    yi = (y[:, None] + r).clamp(0, s - 1)
+    zi = (z[:, None] + r).clamp(0, s - 1)
+    cube = grid[xi[:, :, None, None], yi[:, None, :, None], zi[:, None, None, :]]  # (M, 3, 3, 3)
+    w = _SOBEL.to(grid.device, grid.dtype)
+    d = torch.tensor([-1.0, 0.0, 1.0], device=grid.device, dtype=grid.dtype)
+    gx = torch.einsum("mabc,a,b,c->m", cube, d, w, w)
+    gy = torch.einsum("mabc,a,b,c->m", cube, w, d, w)
+    gz = torch.einsum("mabc,a,b,c->m", cube, w, w, d)
+    return torch.stack((gx, gy, gz), dim=1)
+
+
+def lattice_normals(grid: torch.Tensor, k: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """(S, S, 3) unit normals (view space, outward = towards lower occupancy) at the surface
+    crossing of each pixel's ray: Sobel finite differences of the lattice values at voxels
+    k - 1 and k, blended by where the crossing lies between them.
+    k: (S, S) int64 [row, col] first occupied voxel, -1 where empty -> zero normal."""
     s = grid.shape[0]
     rows, cols = torch.nonzero(k >= 0, as_tuple=True)
-    x, y, z = cols, rows, k[rows, cols]
-
-    def diff(axis_idx: int) -> torch.Tensor:
-        idx_p = [x, y, z]
-        idx_m = [x, y, z]
-        idx_p[axis_idx] = (idx_p[axis_idx] + 1).clamp_max(s - 1)
-        idx_m[axis_idx] = (idx_m[axis_idx] - 1).clamp_min(0)
-        return grid[idx_p[0], idx_p[1], idx_p[2]] - grid[idx_m[0], idx_m[1], idx_m[2]]
-
-    g = torch.stack((diff(0), diff(1), diff(2)), dim=1)
-    n = -g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    n[g.norm(dim=1) == 0] = torch.tensor([0.0, 0.0, -1.0], dtype=n.dtype, device=n.device)
+    x, y, z1 = cols, rows, k[rows, cols]
+    z0 = (z1 - 1).clamp_min(0)
+    v0, v1 = grid[x, y, z0], grid[x, y, z1]
+    t = torch.where(z1 > 0, ((threshold - v0) / (v1 - v0)).clamp(0.0, 1.0), torch.ones_like(v1))
+    g = (1.0 - t)[:, None] * _sobel_gradient(grid, x, y, z0) + t[:, None] * _sobel_gradient(grid, x, y, z1)
+    norm = g.norm(dim=1, keepdim=True)
+    n = torch.where(norm > 0, -g / norm.clamp_min(1e-12), torch.tensor([0.0, 0.0, -1.0], dtype=g.dtype, device=g.device))
     out = torch.zeros(s, s, 3, dtype=grid.dtype, device=grid.device)
     out[rows, cols] = n
     return out
@@ -127,7 +145,7 @@ def shade_grid(grid: torch.Tensor, rotation: torch.Tensor, color_fn: ColorFn | N
     s = grid.shape[0]
     depth, k = first_hit(grid, threshold)
     mask = k >= 0
-    normal = lattice_normals(grid, k)
+    normal = lattice_normals(grid, k, threshold)
     color = torch.zeros(s, s, 3, dtype=torch.float32, device=grid.device)
     rows, cols = torch.nonzero(mask, as_tuple=True)
     if rows.numel():
