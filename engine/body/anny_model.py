@@ -31,6 +31,8 @@ from typing import Callable
 
 import numpy as np
 
+from safetensors import SafetensorError
+
 from engine.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -121,7 +123,7 @@ def load_anny_body_data(path: Path | None = None, on_progress: ProgressFn | None
             data = _load(path)
             log.debug("loaded compact Anny body model from %s", path)
             return data
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
             log.warning("compact Anny body model at %s is unreadable (%s): rebuilding it", path, exc)
     say("Building the Anny body model (first start only; about a minute)...")
     t0 = time.monotonic()
