@@ -214,6 +214,10 @@ class SceneRenderer:
         inner = fit_rect(rect, self.volume_texture.width, self.volume_texture.height)
         GL.glViewport(inner.x, inner.y, inner.width, inner.height)
         self.quad.draw(self.volume_texture, MIRRORED_VIEWPORT if view.mirror else FULL_VIEWPORT)
+        if view.show_status:
+            GL.glViewport(rect.x, rect.y, rect.width, rect.height)
+            label = f"{view.volume_channel} at yaw {float(volume.yaw_deg[index]):.0f} deg ({volume.backend})"
+            self.text.draw_bottom_left(label, rect)
 
     # -- helpers -------------------------------------------------------------------------
 

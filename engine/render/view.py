@@ -43,8 +43,8 @@ class ViewSettings:
     mode: "overlay" (camera image + landmarks, face wireframe, body skeleton in image space),
         "mesh" (face/body meshes in 3D from `orbit`), "volume" (VolumeResult image nearest
         `volume_yaw_deg`), "split" (overlay | mesh side by side).
-    show_status: in the mesh view, a small corner note for a wanted mesh that is missing
-        ("body stage off" beside a face).
+    show_status: a small corner note: in the mesh view for a wanted mesh that is missing
+        ("body stage off" beside a face), in the volume view which image is shown.
     mirror: show every view left-right mirrored (selfie view); the data is not changed.
     hfov_deg: horizontal field of view assumed for the input camera when a result does not
         say (the body fit's focal length wins when present).

@@ -43,6 +43,7 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
     wide_box = syn.body_result()
     volume = syn.volume_result()
     mesh = ViewSettings(mode="mesh", show_status=False)  # no corner note over the silhouettes
+    vol = ViewSettings(mode="volume", show_status=False)  # no label over the compared images
     return {
         "frame_only": (syn.frame_result(gradient, {}), ViewSettings(), size),
         "frame_wide": (syn.frame_result(gradient, {}), ViewSettings(), (2 * syn.WIDTH, syn.HEIGHT)),
@@ -63,10 +64,11 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
         "mesh_status": (syn.frame_result(gradient, {"face": face}), ViewSettings(mode="mesh"), size),
         "mesh_off": (syn.frame_result(gradient, {}), mesh, size),
         "mesh_not_found": (syn.frame_result(gradient, {"face": None, "body": None}), mesh, size),
-        "volume_yaw80": (syn.frame_result(gradient, {"volume": volume}), ViewSettings(mode="volume", volume_yaw_deg=80), (96, 96)),
-        "volume_yaw200": (syn.frame_result(gradient, {"volume": volume}), ViewSettings(mode="volume", volume_yaw_deg=200), (96, 96)),
-        "volume_normal": (syn.frame_result(gradient, {"volume": volume}),
-                          ViewSettings(mode="volume", volume_channel="normal"), (96, 96)),
+        "volume_yaw80": (syn.frame_result(gradient, {"volume": volume}), replace(vol, volume_yaw_deg=80), (96, 96)),
+        "volume_yaw200": (syn.frame_result(gradient, {"volume": volume}), replace(vol, volume_yaw_deg=200), (96, 96)),
+        "volume_normal": (syn.frame_result(gradient, {"volume": volume}), replace(vol, volume_channel="normal"),
+                          (96, 96)),
+        "volume_label": (syn.frame_result(gradient, {"volume": volume}), ViewSettings(mode="volume"), size),
         "volume_off": (syn.frame_result(gradient, {}), ViewSettings(mode="volume"), size),
         "split": (syn.frame_result(gradient, {"face": face}), ViewSettings(mode="split"), (2 * syn.WIDTH, syn.HEIGHT)),
         "waiting": (None, ViewSettings(), size),

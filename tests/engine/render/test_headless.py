@@ -201,6 +201,15 @@ def test_volume_view_shows_the_nearest_yaw(renders):
     np.testing.assert_array_equal(renders["volume_normal"], volume.normal[1])
 
 
+def test_volume_view_labels_the_shown_image(renders):
+    out = renders["volume_label"]
+    volume = syn.volume_result()
+    # 96x96 image letterboxed to 240x240 in the middle; the label sits bottom-left.
+    label = text_pixels(out) & (np.abs(out.astype(int) - BACKGROUND_BGR).sum(axis=2) > 12)
+    assert label[200:, :40].sum() > 20
+    np.testing.assert_allclose(out[140:200, 180:260].reshape(-1, 3).mean(axis=0), volume.color[1, -1, -1], atol=2)
+
+
 def test_split_view_puts_overlay_left_and_mesh_right(renders):
     out = renders["split"]
     left, right = out[:, :syn.WIDTH], out[:, syn.WIDTH:]
