@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CAMERA_TO_GL = np.diag([1.0, -1.0, -1.0]).astype(np.float32)
+CAMERA_TO_GL.flags.writeable = False
 
 
 @dataclass(frozen=True)
