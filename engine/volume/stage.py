@@ -1,0 +1,169 @@
+"""The volume stage: the person as an implicit field, localised and directly rendered from a
+few orbit angles every frame.
+
+Back-ends: "field" (offline default, engine.volume.offline_field: the fitted body carved by
+the silhouette, coloured from the frame) and "pifu" (PIFu netG (+ netC) from installed
+weights, engine.volume.pifu). "auto" uses PIFu only when its weights are installed and
+verified, and otherwise says once what is missing and uses the offline field.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from engine.body.result import BodyResult
+from engine.frame import Frame
+from engine.perception.result import PerceptionResult
+from engine.stage import StageContext
+from engine.volume.localize import check_resolutions
+from engine.volume.offline_field import OfflineFieldSettings, build_offline_field, warm_up
+from engine.volume.render import RenderedView, normal_to_bgr8, render_view, to_bgr8
+from engine.volume.result import VolumeResult
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "field", "pifu")
+
+
+@dataclass(frozen=True)
+class VolumeSettings:
+    """backend: "auto" | "field" | "pifu".
+    hfov_deg: the input camera's horizontal field of view (the body stage's camera is used
+        when it has one; kept for a common stage-options signature).
+    yaws_deg: orbit angles of the rendered views (0 = the input camera's view; positive
+        moves the viewer round to the camera's left, see engine.volume.render).
+    pitch_deg: the views' common pitch.
+    resolutions: the coarse-to-fine schedule; the views are resolutions[-1] pixels square.
+    mode: "faster" (live: no queries at the last level) or "lossless".
+    field: the offline field's settings. pifu_model, pifu_color_model: manifest names of
+        PIFu's netG and netC (None = no colour net: shaded grey)."""
+
+    backend: str = "auto"
+    hfov_deg: float = 60.0
+    yaws_deg: tuple[float, ...] = (-45.0, 0.0, 45.0)
+    pitch_deg: float = 0.0
+    resolutions: tuple[int, ...] = (17, 33, 65, 129, 257)
+    mode: str = "faster"
+    field: OfflineFieldSettings = field(default_factory=OfflineFieldSettings)
+    pifu_model: str = "pifu-netg"
+    pifu_color_model: str | None = "pifu-netc"
+
+    @property
+    def size(self) -> int:
+        return int(self.resolutions[-1])
+
+
+# (occupancy, colour or None, stats) of one frame, or None when there is nothing to render.
+FieldFns = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor] | None, dict]
+
+
+class VolumeStage:
+    """process(frame, ctx) reads ctx["body"] (BodyResult) and ctx["perception"]
+    (PerceptionResult) and returns a VolumeResult with one view per yaw, or None when either
+    is missing or the person is not in view.
+
+    pifu_model: an already loaded PifuModel (tests, tools); otherwise "auto"/"pifu" load the
+    installed weights named in the settings."""
+
+    name = "volume"
+
+    def __init__(self, settings: VolumeSettings | None = None, device: str = "auto",
+                 pifu_model: Any = None) -> None:
+        from engine.device import resolve_device
+
+        self.settings = settings or VolumeSettings()
+        if self.settings.backend not in BACKENDS:
+            raise ValueError(f"unknown volume backend {self.settings.backend!r}: use one of {BACKENDS}")
+        check_resolutions(self.settings.resolutions)
+        self.device = resolve_device(device)
+        self._pifu = pifu_model
+        if self._pifu is None and self.settings.backend in ("auto", "pifu"):
+            self._pifu = self._load_pifu()
+        if self._pifu is None:
+            warm_up()
+            log.info("volume back-end: offline field (fitted body carved by the silhouette)")
+
+    @property
+    def backend(self) -> str:
+        return "pifu" if self._pifu is not None else "field"
+
+    def _load_pifu(self) -> Any:
+        from engine.volume.pifu import load_installed
+
+        model = load_installed(self.settings.pifu_model, self.settings.pifu_color_model, self.device)
+        if model is None:
+            log.info("volume: PIFu weights not installed (`python main.py weights` lists them): "
+                     "using the offline field")
+        else:
+            log.info("volume back-end: PIFu on %s", self.device)
+        return model
+
+    def process(self, frame: Frame, ctx: StageContext) -> VolumeResult | None:
+        body: BodyResult | None = ctx.get("body")
+        perception: PerceptionResult | None = ctx.get("perception")
+        if body is None or perception is None:
+            return None
+        t0 = time.perf_counter()
+        fns = self._pifu_fns(frame, perception) if self._pifu is not None else self._field_fns(frame, body, perception)
+        if fns is None:
+            return None
+        occupancy, color, stats = fns
+        stats["ms_build"] = (time.perf_counter() - t0) * 1e3
+        views = [render_view(occupancy, color, yaw, self.settings.pitch_deg, self.settings.resolutions,
+                             self.settings.mode, device=self.device) for yaw in self.settings.yaws_deg]
+        return volume_result(views, self.settings.yaws_deg, stats, self.backend)
+
+    def _field_fns(self, frame: Frame, body: BodyResult, perception: PerceptionResult) -> FieldFns | None:
+        f = build_offline_field(body, perception.segmentation, frame.image, self.settings.size,
+                                self.settings.field, device=self.device)
+        if f is None:
+            return None
+        return f.occupancy, f.color, dict(f.stats)
+
+    def _pifu_fns(self, frame: Frame, perception: PerceptionResult) -> FieldFns | None:
+        from engine.volume.pifu_field import pifu_field_for_frame
+
+        if perception.segmentation is None:
+            return None
+        f = pifu_field_for_frame(self._pifu, frame.image, perception.segmentation)
+        if f is None:
+            return None
+        return f.occupancy, (f.color if self._pifu.has_color else None), {}
+
+    def reset(self) -> None:
+        """Nothing carries over between frames (each frame's field is built from scratch)."""
+
+    def close(self) -> None:
+        self._pifu = None
+
+
+def volume_result(views: list[RenderedView], yaws_deg: tuple[float, ...], stats: dict[str, Any],
+                  backend: str) -> VolumeResult:
+    """Stack the rendered views into a VolumeResult (uint8 BGR colour and normal images)."""
+    per_view = [v.stats for v in views]
+    stats = dict(stats)
+    stats.update(
+        queries=int(sum(s["queries"] for s in per_view)),
+        queries_per_view=[int(s["queries"]) for s in per_view],
+        visible_per_view=[int(s["visible"]) for s in per_view],
+        ms_localize=float(sum(s["ms_localize"] for s in per_view)),
+        ms_render=float(sum(s["ms_render"] for s in per_view)),
+        resolutions=list(per_view[0]["resolutions"]) if per_view else [],
+        mode=per_view[0]["mode"] if per_view else "",
+    )
+    return VolumeResult(
+        yaw_deg=np.asarray(yaws_deg, np.float32),
+        color=np.stack([to_bgr8(v.color) for v in views]),
+        normal=np.stack([normal_to_bgr8(v.normal, v.mask) for v in views]),
+        depth=np.stack([v.depth.astype(np.float32) for v in views]),
+        stats=stats,
+        backend=backend,
+    )
+
+
+__all__ = ["BACKENDS", "VolumeSettings", "VolumeStage", "volume_result"]
