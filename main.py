@@ -23,7 +23,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 log = logging.getLogger("holocap")
 
 COMMANDS = ("gui", "run", "cameras", "weights", "bench")
-BENCHMARKS = ("sources", "perception", "face", "tddfa", "body", "volume", "volume_field", "app")
+BENCHMARKS = ("sources", "perception", "face", "tddfa", "body", "volume", "volume_field", "outputs", "render", "app")
 
 
 class UserError(Exception):
@@ -61,11 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder for headless runs")
     run.add_argument("--max-frames", type=int, default=None)
     run.add_argument("--export-meshes", action="store_true", help="write per-frame .ply meshes to OUT/meshes")
-    run.add_argument("--serve-mjpeg", metavar="HOST:PORT", default=None, help="MJPEG stream of the result")
-    run.add_argument("--mjpeg-token", default=None, help="require ?token=... on the MJPEG stream")
-    run.add_argument("--virtual-camera", action="store_true", help="send the result to a virtual camera")
-    run.add_argument("--record", type=Path, default=None, metavar="DIR", help="record video + meshes")
     run.add_argument("--no-progress", action="store_true")
+    from engine.outputs.options import add_output_arguments
+
+    add_output_arguments(run)
 
     sub.add_parser("cameras", help="list cameras by name with their modes")
 
@@ -105,7 +104,6 @@ def cmd_run(args, settings) -> int:
     from engine.stages import StageOptions, build_stages
 
     source = _open_source(args.source, args.loop, args.camera_mode, realtime=False)
-    outputs = []
     try:
         options = StageOptions(
             device=settings.device, face_backend=settings.face_backend,
@@ -127,23 +125,12 @@ def cmd_run(args, settings) -> int:
     return 0
 
 
-def _make_outputs(args) -> list:
-    outputs = []
-    if args.serve_mjpeg:
-        from engine.outputs.mjpeg import MjpegServer, parse_host_port
+def _make_outputs(args):
+    """The outputs asked for on the command line, as one OutputGroup (or None)."""
+    from engine.outputs.options import OutputOptions, build_outputs
 
-        host, port = parse_host_port(args.serve_mjpeg)
-        server = MjpegServer(host=host, port=port, token=args.mjpeg_token)
-        outputs.append(server)
-    if args.virtual_camera:
-        from engine.outputs.virtual_camera import VirtualCameraOutput
-
-        outputs.append(VirtualCameraOutput())
-    if args.record:
-        from engine.outputs.recorder import Recorder
-
-        outputs.append(Recorder(args.record))
-    return outputs
+    group = build_outputs(OutputOptions.from_args(args))
+    return group if len(group) else None
 
 
 def cmd_gui(args, settings) -> int:
@@ -193,7 +180,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     """Errors whose message is meant for the user (imported lazily: they live in engine)."""
     types: list[type[BaseException]] = [UserError]
     for module, name in (("engine.sources.errors", "SourceError"), ("engine.stages", "StageBuildError"),
-                         ("engine.weights.errors", "WeightsError"), ("engine.outputs.errors", "OutputError")):
+                         ("engine.weights.errors", "WeightsError"),
+        ("engine.outputs.virtual_camera", "VirtualCameraUnavailable")):
         try:
             types.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

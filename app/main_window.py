@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 OPEN_FILE_ITEM = "Open file…"
 WATCHDOG_MS = 2000
+OUTPUT_WIDTH, OUTPUT_HEIGHT = 1280, 720  # virtual camera / MJPEG frame size
 
 
 class MainWindow(QMainWindow):
@@ -56,6 +57,8 @@ class MainWindow(QMainWindow):
         self.session.started.connect(self._on_started)
         self.session.failed.connect(self._on_failed)
         settings.events.view.connect(self.viewport.set_view_mode)
+        self.viewport.set_mirror(settings.mirror)
+        settings.events.mirror.connect(self.viewport.set_mirror)
 
         # Pull the newest result at display rate (never queue every frame).
         self._display_timer = QTimer(self)
@@ -233,7 +236,8 @@ class MainWindow(QMainWindow):
         now = time.monotonic()
         self._display_times = [t for t in self._display_times[-60:] if now - t < 2.0] + [now]
         if self._outputs:
-            image = self.viewport.grab_image()
+            # The clean view (no HUD, no UI) at the outputs' size, rendered off-screen.
+            image = self.viewport.render_image(OUTPUT_WIDTH, OUTPUT_HEIGHT)
             for output in self._outputs.values():
                 output.send(image, fr.frame.index, fr.frame.t_capture)
 
@@ -255,8 +259,8 @@ class MainWindow(QMainWindow):
 
     def _sync_outputs(self) -> None:
         """Start/stop the virtual camera and MJPEG server to match the settings."""
-        from engine.outputs.mjpeg import MjpegServer, parse_host_port
-        from engine.outputs.virtual_camera import VirtualCameraOutput
+        from engine.outputs.mjpeg import MjpegServer, MjpegSettings, parse_host_port
+        from engine.outputs.virtual_camera import VirtualCamera, VirtualCameraSettings
 
         wanted = {"vcam": self.settings.virtual_camera, "mjpeg": bool(self.settings.mjpeg_address)}
         for key, on in wanted.items():
@@ -265,11 +269,13 @@ class MainWindow(QMainWindow):
             elif on and key not in self._outputs:
                 try:
                     if key == "vcam":
-                        output = VirtualCameraOutput()
+                        output = VirtualCamera(VirtualCameraSettings())
                     else:
                         host, port = parse_host_port(self.settings.mjpeg_address)
-                        output = MjpegServer(host=host, port=port)
+                        output = MjpegServer(MjpegSettings(host=host, port=port))
                     output.start()
+                    if key == "mjpeg":
+                        self.statusBar().showMessage(f"MJPEG stream at {output.url('/')}", 10000)
                 except Exception as exc:  # no virtual camera device etc.: tell the user how to fix it
                     log.warning("output %s failed: %s", key, exc)
                     if self.show_dialogs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,7 +27,7 @@ class HeadlessOptions:
     out_dir: Path
     max_frames: int | None = None
     progress: bool = True
-    outputs: Sequence[Any] = field(default_factory=tuple)  # engine.outputs Output objects
+    outputs: Any = None  # engine.outputs.group.OutputGroup (MJPEG, virtual camera, recorder) or None
     write_overlay: bool = True
     write_volume: bool = True
 
@@ -70,8 +70,9 @@ class _ResultWriter:
                  [f"{k} {v:.1f} ms" for k, v in fr.timings_ms.items()])
         if self._overlay is not None:
             self._overlay.write(image)
-        for output in self.options.outputs:
-            output.send(image, fr.frame.index, fr.frame.t_capture)
+        if self.options.outputs is not None:
+            self.options.outputs.send(image, fr.frame.index, fr.frame.t_capture,
+                                      results=fr.to_json(), meshes=result_meshes(fr))
         volume = fr.get("volume")
         if self.options.write_volume and volume is not None:
             strip = volume_strip(volume, 512)
@@ -88,6 +89,17 @@ class _ResultWriter:
                 writer.close()
 
 
+def result_meshes(fr: FrameResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Face and body meshes of a frame for the recorder: name -> (vertices, faces)."""
+    meshes = {}
+    face, body = fr.get("face"), fr.get("body")
+    if face is not None:
+        meshes["face"] = (face.vertices_camera, face.triangles)
+    if body is not None:
+        meshes["body"] = (body.vertices, body.faces)
+    return meshes
+
+
 def _progress_bar(total: int | None, enabled: bool):
     if not enabled:
         return None
@@ -99,6 +111,8 @@ def _progress_bar(total: int | None, enabled: bool):
 def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions) -> dict[str, Any]:
     """Process `source` through `stages`; returns (and writes) the summary."""
     options.out_dir.mkdir(parents=True, exist_ok=True)
+    if options.outputs is not None:
+        options.outputs.start()  # raises VirtualCameraUnavailable / OSError with a clear message
     info = source.info() if hasattr(source, "info") else {}
     fps = float(getattr(source, "nominal_fps", 0.0) or 0.0)
     writer = _ResultWriter(options, fps)
@@ -119,8 +133,6 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
             bar.update(1)
 
     pipeline.add_consumer(on_result)
-    for output in options.outputs:
-        output.start()
     t0 = time.monotonic()
     interrupted = False
     pipeline.start()
@@ -137,8 +149,8 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
         if bar is not None:
             bar.close()
         writer.close()
-        for output in options.outputs:
-            output.close()
+        if options.outputs is not None:
+            options.outputs.close()
     stats = pipeline.stats()
     summary = {
         "source": getattr(source, "source_id", str(source)),

@@ -70,3 +70,11 @@ def unxz(tmp_path_factory):
         return dst
 
     return _unxz
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sanitized_qt_environment():
+    """cv2 (imported while collecting) points Qt at its own plugins; undo it before any
+    QApplication is made by pytest-qt."""
+    for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        os.environ.pop(var, None)
