@@ -173,22 +173,32 @@ def skinning_transforms(rot: np.ndarray, pos: np.ndarray, state: RestState) -> n
     return np.concatenate([lin, (pos - (lin @ state.heads[..., None])[..., 0])[..., None]], -1)
 
 
-def skin_vertices(rest_vertices: np.ndarray, skin_indices: np.ndarray, skin_weights: np.ndarray,
-                  transforms: np.ndarray) -> np.ndarray:
-    """Linear blend skinning. rest_vertices (V, 3), skin_indices/weights (V, M), transforms
-    (J, 3, 4) -> (V, 3) float32. Loops over the M weight slots, not over vertices."""
-    blend = np.zeros((rest_vertices.shape[0], 3, 4), np.float32)
-    t32 = transforms.astype(np.float32)
-    for m in range(skin_indices.shape[1]):
-        blend += skin_weights[:, m, None, None] * t32[skin_indices[:, m]]
-    return np.einsum("vab,vb->va", blend[..., :3], rest_vertices) + blend[..., 3]
+def skinning_matrix(data: AnnyBodyData):
+    """(V, J) scipy.sparse CSR float32 matrix of the LBS weights (built once per model)."""
+    import scipy.sparse
+
+    rows = np.repeat(np.arange(data.num_vertices), data.skin_indices.shape[1])
+    weights = scipy.sparse.csr_matrix(
+        (data.skin_weights.ravel(), (rows, data.skin_indices.ravel())),
+        shape=(data.num_vertices, data.num_bones), dtype=np.float32)
+    weights.eliminate_zeros()
+    return weights
+
+
+def skin_vertices(rest_vertices: np.ndarray, weights, transforms: np.ndarray) -> np.ndarray:
+    """Linear blend skinning. rest_vertices (V, 3) float32, weights (V, J) sparse (see
+    skinning_matrix), transforms (J, 3, 4) -> (V, 3) float32. A sparse product, so the cost
+    is the number of non-zero weights (~3.5 per vertex), not V x J."""
+    blend = (weights @ transforms.astype(np.float32).reshape(len(transforms), 12)).reshape(-1, 3, 4)
+    return (blend[..., :3] * rest_vertices[:, None, :]).sum(-1) + blend[..., 3]
 
 
 def rest_vertices(data: AnnyBodyData, beta: np.ndarray) -> np.ndarray:
     """(V, 3) float32 rest vertices for shape β."""
-    beta = np.asarray(beta, np.float32)
-    flat = data.v_basis.reshape(data.num_shape, -1)
-    return data.v_mean + (beta @ flat).reshape(-1, 3)
+    out = data.v_mean.copy()
+    for b, basis in zip(np.asarray(beta, np.float32), data.v_basis):
+        out += b * basis  # S axpys: no BLAS call, so no thread start-up on small products
+    return out
 
 
 @dataclass(frozen=True)

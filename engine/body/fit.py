@@ -21,12 +21,13 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from engine.body import topology as topo
 from engine.body.anny_kinematics import (
     RestState, build_keypoint_rig, forward_kinematics, kinematic_levels, minimal_rotation,
-    rest_state, rest_vertices, rodrigues, rotation_log, skew, skin_vertices, skinning_transforms,
-    subtree_matrix,
+    rest_state, rest_vertices, rodrigues, rotation_log, skew, skin_vertices, skinning_matrix,
+    skinning_transforms, subtree_matrix,
 )
 from engine.body.anny_model import AnnyBodyData
 from engine.camera import PinholeCamera
@@ -112,6 +113,14 @@ def project(points: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, np.n
     return uv, jac
 
 
+def solve_spd(h: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Solve h x = g for a symmetric positive definite h (N, N) by Cholesky.
+
+    Not np.linalg.solve: OpenBLAS's threaded LU takes ~15 ms for N = 70 on a busy 2-core
+    machine (threads spinning against each other), Cholesky ~0.1 ms."""
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(h, check_finite=False), g, check_finite=False)
+
+
 def solve_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
                       camera: PinholeCamera, min_depth: float = 0.3) -> np.ndarray | None:
     """Root translation t with pixels ≈ project(points + t), linear least squares.
@@ -131,7 +140,8 @@ def solve_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
     a[n:, 1], a[n:, 2] = f, -dv
     b = np.concatenate([du * p[:, 2] - f * p[:, 0], dv * p[:, 2] - f * p[:, 1]])
     ww = np.concatenate([w, w])
-    t, *_ = np.linalg.lstsq(a * ww[:, None], b * ww, rcond=None)
+    aw = a * ww[:, None]
+    t = solve_spd(aw.T @ aw + 1e-9 * np.eye(3), aw.T @ (b * ww))
     if t[2] + p[:, 2].mean() < min_depth:
         return None
     return t
@@ -170,6 +180,7 @@ class AnnyFitter:
         self._tree_omega = self._tree @ self.rig.omega  # (K, F)
         self._ancestors = sub.T[self.rig.bone]  # (P, J): bone a is an ancestor-or-self of pair p's
         self._weights = np.asarray(topo.LANDMARK_WEIGHTS)
+        self._skin = skinning_matrix(data)
         self._prior = self.settings.prior_scale * np.array([topo.BONE_PRIOR[b] for b in topo.FIT_BONES])
         self._hinge = {i: np.asarray(topo.HINGE_AXES[b]) for i, b in enumerate(topo.FIT_BONES)
                        if b in topo.HINGE_AXES}
@@ -313,7 +324,7 @@ class AnnyFitter:
         j = np.concatenate(rows_j)
         h = j.T @ j
         h[np.diag_indices(n)] += s.damping * np.diag(h) + 1e-6
-        delta = -np.linalg.solve(h, j.T @ r)
+        delta = -solve_spd(h, j.T @ r)
         return self._apply(local, rot, root, beta, delta)
 
     def _pose_prior(self, local, rot, n) -> tuple[np.ndarray, np.ndarray]:
@@ -376,7 +387,6 @@ class AnnyFitter:
         verts = None
         if with_mesh:
             transforms = skinning_transforms(rot, pos, state)
-            verts = skin_vertices(rest_vertices(self.data, beta), self.data.skin_indices,
-                                  self.data.skin_weights, transforms)
+            verts = skin_vertices(rest_vertices(self.data, beta), self._skin, transforms)
         return FitOutput(local, root, beta, pos.astype(np.float32), pts.astype(np.float32),
                          uv.astype(np.float32), verts, rmse, visible)
