@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 from PyQt6.QtCore import QPointF, Qt, QTimer
-from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QSurfaceFormat, QWheelEvent
+from PyQt6.QtGui import QColor, QFont, QFontMetrics, QImage, QMouseEvent, QPainter, QSurfaceFormat, QWheelEvent
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 from PyQt6.QtWidgets import QWidget
 
@@ -71,6 +71,28 @@ def qimage_to_bgr(image: QImage) -> np.ndarray:
     return np.ascontiguousarray(data[:, : w * 3].reshape(h, w, 3)[:, :, ::-1])
 
 
+def render_hud_image(stats: Mapping[str, Any]) -> QImage:
+    """The HUD box (translucent black, light monospace text) as a premultiplied ARGB image."""
+    lines = hud_lines(stats)
+    font = QFont("monospace")
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    font.setPointSizeF(9.0)
+    metrics = QFontMetrics(font)
+    line_h = metrics.height()
+    width = max(metrics.horizontalAdvance(line) for line in lines) + 16
+    image = QImage(width, line_h * len(lines) + 10, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor(0, 0, 0, 150))
+    painter = QPainter(image)
+    try:
+        painter.setFont(font)
+        painter.setPen(QColor(230, 235, 240))
+        for i, line in enumerate(lines):
+            painter.drawText(8, 5 + metrics.ascent() + i * line_h, line)
+    finally:
+        painter.end()
+    return image
+
+
 class Viewport(QOpenGLWidget):
     """Shows FrameResults. `set_frame_result()` may be called from any thread (it only
     stores the result; the GUI-thread timer repaints); everything else is GUI-thread only.
@@ -93,6 +115,7 @@ class Viewport(QOpenGLWidget):
         self._dirty = True
         self._dropped = 0
         self._hud: dict[str, Any] = {}
+        self._hud_image: QImage | None = None
         self._show_hud = True
         self._paint_times: deque[float] = deque(maxlen=FPS_WINDOW)
         self._paint_count = 0
@@ -184,6 +207,7 @@ class Viewport(QOpenGLWidget):
         """Lines for the HUD, e.g. {"capture fps": 30.0, "face ms": 4.2, "dropped": 3};
         an empty mapping hides it."""
         self._hud = dict(stats)
+        self._hud_image = render_hud_image(self._hud) if self._hud else None
         self._mark_dirty()
 
     def grab_image(self, hud: bool = False) -> np.ndarray:
@@ -248,18 +272,10 @@ class Viewport(QOpenGLWidget):
         self._paint_count += 1
 
     def _paint_hud(self, painter: QPainter) -> None:
-        lines = hud_lines(self._hud)
-        font = QFont("monospace")
-        font.setStyleHint(QFont.StyleHint.Monospace)
-        font.setPointSizeF(9.0)
-        painter.setFont(font)
-        metrics = painter.fontMetrics()
-        line_h = metrics.height()
-        width = max(metrics.horizontalAdvance(line) for line in lines) + 16
-        painter.fillRect(8, 8, width, line_h * len(lines) + 10, QColor(0, 0, 0, 150))
-        painter.setPen(QColor(230, 235, 240))
-        for i, line in enumerate(lines):
-            painter.drawText(16, 13 + metrics.ascent() + i * line_h, line)
+        # Text is rasterised once per HUD update (set_hud_stats), not once per paint:
+        # drawText over GL content costs milliseconds per line on software GL.
+        if self._hud_image is not None:
+            painter.drawImage(8, 8, self._hud_image)
 
     def _release_gl(self) -> None:
         if not self._gl_ready:
