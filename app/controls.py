@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # back-end choice -> manifest models that must be installed for it
 BACKEND_MODELS = {
-    "face": {"auto": (), "anny": (), "bfm": ("bfm",), "tddfa": ("tddfa-mb05", "bfm")},
+    "face": {"auto": (), "anny": (), "bfm": ("bfm-noneck-v3",), "tddfa": ("tddfa-mb05", "bfm-noneck-v3")},
     "body": {"auto": (), "anny": (), "hmr": ("spin", "smpl")},
     "volume": {"auto": (), "field": (), "pifu": ("pifu-netg",)},
 }
