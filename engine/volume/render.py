@@ -20,12 +20,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from engine.volume.localize import DEFAULT_CHUNK, DEFAULT_RESOLUTIONS, OccupancyFn, cell_centres, localize
+
+if TYPE_CHECKING:
+    from engine.volume.result import VolumeResult
 
 log = logging.getLogger(__name__)
 
@@ -207,5 +210,26 @@ def normal_to_bgr8(normal: np.ndarray, mask: np.ndarray | None = None) -> np.nda
     return out
 
 
-__all__ = ["RenderedView", "ColorFn", "view_rotation", "in_view", "first_hit", "lattice_normals",
+def views_to_result(views: Sequence[RenderedView], backend: str = "field") -> "VolumeResult":
+    """Pack rendered views (all the same size) into the pipeline's VolumeResult: BGR uint8
+    colour and normal maps, float32 depth; stats sum the queries and times over views."""
+    from engine.volume.result import VolumeResult
+
+    if not views:
+        raise ValueError("views_to_result needs at least one view")
+    stats = {
+        "queries": int(sum(v.stats.get("queries", 0) for v in views)),
+        "queries_per_level": [v.stats.get("queries_per_level", []) for v in views],
+        "ms_localize": float(sum(v.stats.get("ms_localize", 0.0) for v in views)),
+        "ms_render": float(sum(v.stats.get("ms_render", 0.0) for v in views)),
+    }
+    return VolumeResult(
+        yaw_deg=np.array([v.stats.get("yaw_deg", 0.0) for v in views], dtype=np.float32),
+        color=np.stack([to_bgr8(v.color) for v in views]),
+        normal=np.stack([normal_to_bgr8(v.normal, v.mask) for v in views]),
+        depth=np.stack([v.depth for v in views]).astype(np.float32),
+        stats=stats, backend=backend)
+
+
+__all__ = ["RenderedView", "views_to_result", "ColorFn", "view_rotation", "in_view", "first_hit", "lattice_normals",
            "shade_grid", "render_view", "dense_view_grid", "to_bgr8", "normal_to_bgr8"]

@@ -8,7 +8,7 @@ import torch
 from engine.volume import fields
 from engine.volume.localize import cell_centres
 from engine.volume.render import (dense_view_grid, first_hit, normal_to_bgr8, render_view, to_bgr8,
-                                  view_rotation)
+                                  view_rotation, views_to_result)
 
 R = 257
 
@@ -91,6 +91,17 @@ def test_faster_render_close_to_lossless():
     assert b.stats["queries"] < a.stats["queries"]
     for key in ("ms_localize", "ms_render", "queries_per_level"):
         assert key in b.stats
+
+
+def test_views_to_result():
+    f = fields.sphere_field(0.4, eps=2.0 / 33)
+    views = [render_view(f, None, yaw, 0.0, resolutions=(9, 17, 33)) for yaw in (0.0, 90.0)]
+    result = views_to_result(views, backend="field")
+    assert result.color.shape == (2, 33, 33, 3) and result.color.dtype == np.uint8
+    assert result.normal.shape == (2, 33, 33, 3) and result.depth.shape == (2, 33, 33)
+    np.testing.assert_array_equal(result.yaw_deg, [0.0, 90.0])
+    assert result.stats["queries"] == sum(v.stats["queries"] for v in views)
+    assert result.to_json()["coverage"][0] == pytest.approx(np.pi * 0.4 ** 2 / 4, abs=0.01)  # disc / square
 
 
 def test_encoders():
