@@ -20,6 +20,7 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 SdfFn = Callable[[torch.Tensor], torch.Tensor]
+Blob = tuple[tuple[float, float, float], float]  # (centre, radius), cube units
 
 EPS_257 = 2.0 / 257  # one finest cell at 257^3
 
@@ -125,11 +126,11 @@ BLOBS_HIDDEN = (
 BLOBS = BLOBS_VISIBLE + BLOBS_HIDDEN
 
 
-def blobs_sdf(points: torch.Tensor, blobs=BLOBS) -> torch.Tensor:
+def blobs_sdf(points: torch.Tensor, blobs: tuple[Blob, ...] = BLOBS) -> torch.Tensor:
     return torch.stack([sphere_sdf(points, c, r) for c, r in blobs]).min(dim=0).values
 
 
-def blobs_field(blobs=BLOBS, eps: float = EPS_257) -> Callable[[torch.Tensor], torch.Tensor]:
+def blobs_field(blobs: tuple[Blob, ...] = BLOBS, eps: float = EPS_257) -> Callable[[torch.Tensor], torch.Tensor]:
     return occupancy_from_sdf(lambda p: blobs_sdf(p, blobs), eps)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -279,17 +279,20 @@ class PifuField:
         """Filter a (1, 3, 512, 512) image (see image_tensor) and wrap its features."""
         return cls(model, model.filter(image), calib, chunk)
 
-    def _run(self, fn: Any, points: torch.Tensor) -> torch.Tensor:
-        self.model.features = self.features
+    @torch.inference_mode()
+    def _run(self, net: nn.Module, feat: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         pts = points.to(self.model.device, torch.float32)
-        outs = [fn(pts[i:i + self.chunk].T[None], self.calib)[0].T for i in range(0, pts.shape[0], self.chunk)]
+        outs = [net.query(feat, pts[i:i + self.chunk].T[None], self.calib)[0].T
+                for i in range(0, pts.shape[0], self.chunk)]
         return torch.cat(outs).to(points.device)
 
     def occupancy(self, points: torch.Tensor) -> torch.Tensor:
-        return self._run(self.model.query, points)[:, 0]
+        return self._run(self.model.net_g, self.features.g, points)[:, 0]
 
     def color(self, points: torch.Tensor) -> torch.Tensor:
-        return self._run(self.model.query_color, points) * 0.5 + 0.5
+        if self.model.net_c is None or self.features.c is None:
+            raise RuntimeError("this PIFu model was loaded without a colour network (net_C)")
+        return self._run(self.model.net_c, self.features.c, points) * 0.5 + 0.5
 
 
 def load_installed(name_g: str = "pifu-netg", name_c: str | None = "pifu-netc",
