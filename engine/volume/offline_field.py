@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -118,9 +119,10 @@ def cube_for_person(vertices: np.ndarray, camera: Pinhole, image_size: tuple[int
     """The cube around the visible body and its silhouette.
 
     vertices: (V, 3) camera space, metres; image_size: (H, W); mask: (H, W) bool or None.
-    Only vertices that project into the frame count (the field is carved at the frame's
-    edges), so a webcam close-up does not spend the cube on legs below the frame; the mask's bounding box, back-projected
-    at the body's median depth, widens the box where hair or clothes reach past the body.
+    The body's box is clipped to the frame's view at the body's far depth (the field is
+    carved at the frame's edges), so a webcam close-up does not spend the cube on legs below
+    the frame; the mask's bounding box, back-projected at the body's median depth, widens
+    the box where hair or clothes reach past the body.
     Returns None when no vertex is in front of the camera and in view.
     """
     h, w = image_size
@@ -130,11 +132,13 @@ def cube_for_person(vertices: np.ndarray, camera: Pinhole, image_size: tuple[int
         return None
     u = v[:, 0] / v[:, 2] * camera.focal_px + camera.cx
     r = v[:, 1] / v[:, 2] * camera.focal_px + camera.cy
-    keep = (u > -0.5) & (u < w - 0.5) & (r > -0.5) & (r < h - 0.5)
-    if not keep.any():
+    if not ((u > -0.5) & (u < w - 0.5) & (r > -0.5) & (r < h - 0.5)).any():
         return None
-    v = v[keep]
     lo, hi = v.min(axis=0), v.max(axis=0)
+    # Clip x, y to the frame's view at the body's far depth (the widest section it reaches).
+    z_far = hi[2]
+    lo[:2] = np.maximum(lo[:2], (np.array([-0.5, -0.5]) - [camera.cx, camera.cy]) * z_far / camera.focal_px)
+    hi[:2] = np.minimum(hi[:2], (np.array([w - 0.5, h - 0.5]) - [camera.cx, camera.cy]) * z_far / camera.focal_px)
     if mask is not None and mask.any():
         z = float(np.median(v[:, 2]))
         rows, cols = np.nonzero(mask)
@@ -152,9 +156,11 @@ def cube_for_person(vertices: np.ndarray, camera: Pinhole, image_size: tuple[int
 # ------------------------------------------------------------------ body grid and ray maps
 
 def warm_up() -> None:
-    """Load (or compile, the first time) the numba kernel, so the first frame does not wait."""
+    """Load (or compile, the first time) the numba kernels, so the first frame does not wait."""
     tet = np.array([[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]], np.float64)
-    voxelize(tet, np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]), 4)
+    tri = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    voxelize(tet, tri, 4)
+    depth_range(tet[:, :2] * 4.0, tet[:, 2] + 1.0, tri.astype(np.int64), 4, 4)
 
 
 def voxelize(vertices_cube: np.ndarray, faces: np.ndarray, grid: int) -> np.ndarray:
@@ -182,13 +188,52 @@ def indicator_to_distance(b: torch.Tensor, sigma_m: float) -> torch.Tensor:
     return -sigma_m * torch.special.ndtri(b.clamp(lim, 1.0 - lim))
 
 
-def ray_maps(vertices: np.ndarray, camera: Pinhole, window: "ImageWindow", settings: OfflineFieldSettings,
-             size: int = 128) -> torch.Tensor:
+@numba.njit(cache=True)
+def depth_range(uv: np.ndarray, z: np.ndarray, faces: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest and farthest surface depth per map cell (a tiny z-buffer rasteriser).
+
+    uv: (V, 2) float64 map coordinates (cell centres at integers); z: (V,) float64 depth,
+    metres, > 0; faces: (F, 3) int64. Depth is interpolated as 1 / z (perspective-correct);
+    every vertex also marks its own cell, so triangles smaller than a cell still count.
+    Returns zmin, zmax: (rows, cols) float64, +inf / -inf where nothing projects."""
+    zmin = np.full((rows, cols), np.inf)
+    zmax = np.full((rows, cols), -np.inf)
+    for i in range(uv.shape[0]):
+        c, r = int(np.floor(uv[i, 0] + 0.5)), int(np.floor(uv[i, 1] + 0.5))
+        if 0 <= r < rows and 0 <= c < cols:
+            zmin[r, c] = min(zmin[r, c], z[i])
+            zmax[r, c] = max(zmax[r, c], z[i])
+    for f in range(faces.shape[0]):
+        a, b, c3 = faces[f, 0], faces[f, 1], faces[f, 2]
+        ax, ay, bx, by, cx, cy = uv[a, 0], uv[a, 1], uv[b, 0], uv[b, 1], uv[c3, 0], uv[c3, 1]
+        det = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
+        if det == 0.0:
+            continue
+        c0 = max(int(np.ceil(min(ax, bx, cx))), 0)
+        c1 = min(int(np.floor(max(ax, bx, cx))), cols - 1)
+        r0 = max(int(np.ceil(min(ay, by, cy))), 0)
+        r1 = min(int(np.floor(max(ay, by, cy))), rows - 1)
+        ia, ib, ic = 1.0 / z[a], 1.0 / z[b], 1.0 / z[c3]
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                l1 = ((bx - c) * (cy - r) - (cx - c) * (by - r)) / det
+                l2 = ((cx - c) * (ay - r) - (ax - c) * (cy - r)) / det
+                l3 = 1.0 - l1 - l2
+                if l1 < 0.0 or l2 < 0.0 or l3 < 0.0:
+                    continue
+                d = 1.0 / (l1 * ia + l2 * ib + l3 * ic)
+                zmin[r, c] = min(zmin[r, c], d)
+                zmax[r, c] = max(zmax[r, c], d)
+    return zmin, zmax
+
+
+def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "ImageWindow",
+             settings: OfflineFieldSettings, size: int = 128) -> torch.Tensor:
     """Per-pixel-ray summaries of the body over the window, filled outwards for the hull.
 
-    vertices: (V, 3) camera space, metres. The maps cover the window's crop at about `size`
-    pixels on its long side (cells of a few cm on the person), along camera rays, so the
-    hull and the colour's front/back test agree with the perspective silhouette.
+    vertices: (V, 3) camera space, metres; faces: (F, 3) int. The maps cover the window's
+    crop at about `size` pixels on its long side (cells of a few cm on the person), along
+    camera rays, so the hull and the colour's front/back test agree with the silhouette.
     Returns (1, 5, h', w') float32 [channel, row, col]; channels (camera z in metres):
       ZMID   middle of the body's depth extent on the ray, blurred outwards off the footprint;
       HALF   hull slab half thickness (hull_thickness * the body's, clamped below);
@@ -200,22 +245,17 @@ def ray_maps(vertices: np.ndarray, camera: Pinhole, window: "ImageWindow", setti
     mw, mh = max(int(round(window.width * sx)), 2), max(int(round(window.height * sy)), 2)
     sx, sy = mw / window.width, mh / window.height
     v = np.asarray(vertices, np.float64)
-    v = v[v[:, 2] > _NEAR_M]
-    z = v[:, 2]
-    col = np.floor((v[:, 0] / z * camera.focal_px + camera.cx - window.x0 + 0.5) * sx).astype(np.int64)
-    row = np.floor((v[:, 1] / z * camera.focal_px + camera.cy - window.y0 + 0.5) * sy).astype(np.int64)
-    ok = (col >= 0) & (col < mw) & (row >= 0) & (row < mh)
-    flat = row[ok] * mw + col[ok]
-    zmin = np.full(mh * mw, np.inf)
-    zmax = np.full(mh * mw, -np.inf)
-    np.minimum.at(zmin, flat, z[ok])
-    np.maximum.at(zmax, flat, z[ok])
-    hit = np.isfinite(zmin).reshape(mh, mw)
-    # Vertices are ~1-2 cm apart, cells a few cm: a closing fills the odd empty cell.
+    z = np.maximum(v[:, 2], _NEAR_M)
+    # Map coordinates with cell centres at integers.
+    cu = (v[:, 0] / z * camera.focal_px + camera.cx - window.x0 + 0.5) * sx - 0.5
+    cv = (v[:, 1] / z * camera.focal_px + camera.cy - window.y0 + 0.5) * sy - 0.5
+    zmin, zmax = depth_range(np.column_stack((cu, cv)), z, np.ascontiguousarray(faces, np.int64), mh, mw)
+    hit = np.isfinite(zmin)
+    # A closing fills the odd cell between slivers.
     present = cv2.morphologyEx(hit.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
-    zmin = np.where(hit, zmin.reshape(mh, mw), 0.0).astype(np.float32)
-    zmax = np.where(hit, zmax.reshape(mh, mw), 0.0).astype(np.float32)
-    z_med = float(np.median(z)) if len(z) else 1.0
+    zmin = np.where(hit, zmin, 0.0).astype(np.float32)
+    zmax = np.where(hit, zmax, 0.0).astype(np.float32)
+    z_med = float(np.median(z[v[:, 2] > _NEAR_M])) if (v[:, 2] > _NEAR_M).any() else 1.0
     sigma = max(settings.hull_reach_m * camera.focal_px / z_med * sx / 2.0, 1.0)
     weight = hit.astype(np.float32)
 
@@ -345,7 +385,7 @@ class OfflineField:
     signed_distance(points) -> (N,) float32 metres, negative inside (before the sigmoid).
     cube, camera: the frames (see the module doc); eps_m: sigmoid width in metres.
     stats: build timings in ms ("ms_voxelize", "ms_blur", "ms_image", "ms_maps", "ms_build")
-    and "cube_half_m"."""
+    and the cube ("cube_half_m", "cube_centre_m": camera space, metres)."""
 
     cube: CubeMap
     camera: Pinhole
@@ -367,15 +407,17 @@ class OfflineField:
         p = points.to(torch.float32)
         x = self.cube.to_camera(p)
         u, v, z = self.camera.project(x)
-        grid = self.window.grid(u, v)
-        rays = sample2d(self.maps, grid)  # (N, 5)
         px_to_m = z / self.camera.focal_px
-        d_foot = rays[:, D_FOOT] * px_to_m
-        d_hull = torch.maximum((x[:, 2] - rays[:, ZMID]).abs() - rays[:, HALF],
-                               torch.maximum(d_foot - self.settings.hull_reach_m, -d_foot))
-        d = torch.minimum(self.body_distance(p) - self.settings.dilate_m, d_hull)
+        d = self.body_distance(p) - self.settings.dilate_m
         d_image = self.window.frame_distance(u, v)
         if self.window.sil is not None:
+            # The hull only makes sense where a mask says what to fill.
+            grid = self.window.grid(u, v)
+            rays = sample2d(self.maps, grid)  # (N, 5)
+            d_foot = rays[:, D_FOOT] * px_to_m
+            d_hull = torch.maximum((x[:, 2] - rays[:, ZMID]).abs() - rays[:, HALF],
+                                   torch.maximum(d_foot - self.settings.hull_reach_m, -d_foot))
+            d = torch.minimum(d, d_hull)
             d_image = torch.maximum(d_image, sample2d(self.window.sil, grid)[:, 0])
         d = torch.maximum(d, d_image * px_to_m)
         return torch.where(x[:, 2] > _NEAR_M, d, torch.full_like(d, self.cube.half))
@@ -425,11 +467,12 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
     t2 = time.perf_counter()
     window = image_window(image_bgr, mask, cube, camera, s.fill_size)
     t3 = time.perf_counter()
-    maps = ray_maps(body.vertices, camera, window, s)
+    maps = ray_maps(body.vertices, body.faces, camera, window, s)
     t4 = time.perf_counter()
     cell = 2.0 * cube.half / s.grid
     stats = {"ms_voxelize": (t1 - t0) * 1e3, "ms_blur": (t2 - t1) * 1e3, "ms_image": (t3 - t2) * 1e3,
-             "ms_maps": (t4 - t3) * 1e3, "ms_build": (t4 - t0) * 1e3, "cube_half_m": cube.half}
+             "ms_maps": (t4 - t3) * 1e3, "ms_build": (t4 - t0) * 1e3, "cube_half_m": cube.half,
+             "cube_centre_m": [float(c) for c in cube.centre]}
     dev = torch.device(device)
     window = dataclasses.replace(
         window, sil=None if window.sil is None else window.sil.to(dev), mask=window.mask.to(dev),
@@ -440,5 +483,5 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
 
 
 __all__ = ["OfflineFieldSettings", "CubeMap", "Pinhole", "cube_for_person", "warm_up", "voxelize", "blurred_indicator",
-           "indicator_to_distance", "ray_maps", "silhouette_sdf", "masked_blur", "ImageWindow",
+           "indicator_to_distance", "depth_range", "ray_maps", "silhouette_sdf", "masked_blur", "ImageWindow",
            "image_window", "sample2d", "OfflineField", "build_offline_field"]
