@@ -1,0 +1,146 @@
+"""The volume stage: VolumeResult shapes and coverage, views that differ by yaw, back-end
+choice, the PIFu path's plumbing (random official-layout checkpoint) and one real photo
+through perception -> body -> volume."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine.frame import Frame
+from engine.perception.result import PerceptionResult
+from engine.volume.result import VolumeResult
+from engine.volume.stage import VolumeSettings, VolumeStage
+from tests.engine.volume.synthetic_body import (CENTRE, FOCAL, HEIGHT, WIDTH, capsule_body, silhouette,
+                                                two_tone_frame)
+
+SMALL = (17, 33, 65)  # 65 x 65 views keep the tests quick
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    body = capsule_body()
+    perception = PerceptionResult(image_size=(HEIGHT, WIDTH), segmentation=silhouette(body))
+    return Frame(two_tone_frame(), 0, 0.0, "synthetic"), {"body": body, "perception": perception}
+
+
+@pytest.fixture(scope="module")
+def result(inputs) -> VolumeResult:
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(-45.0, 0.0, 45.0)), device="cpu")
+    return stage.process(*inputs)
+
+
+def test_result_shapes_and_coverage(result):
+    s = SMALL[-1]
+    assert result.backend == "field"
+    np.testing.assert_array_equal(result.yaw_deg, [-45.0, 0.0, 45.0])
+    assert result.color.shape == (3, s, s, 3) and result.color.dtype == np.uint8
+    assert result.normal.shape == (3, s, s, 3) and result.normal.dtype == np.uint8
+    assert result.depth.shape == (3, s, s) and result.depth.dtype == np.float32
+    hit = np.isfinite(result.depth)
+    # The capsule (0.3 x 1.5 m in a 1.73 m cube) covers roughly 0.17 x 0.87 of the view.
+    assert 0.08 < hit[1].mean() < 0.3
+    assert hit.mean(axis=(1, 2)).min() > 0.05
+    assert np.all(result.color[~hit] == 0) and np.all(result.color[hit].max(axis=-1) > 0)
+    assert np.all(result.normal[~hit] == 0)
+    assert result.stats["queries"] == sum(result.stats["queries_per_view"]) > 0
+    json = result.to_json()
+    assert json["backend"] == "field" and len(json["coverage"]) == 3
+
+
+def test_views_differ_across_yaws(result):
+    # The frame is two-toned left/right: the front view shows both, the side views mostly one.
+    c = result.color.astype(np.int32)
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        assert np.abs(c[a] - c[b]).mean() > 2.0
+    hit = np.isfinite(result.depth)
+    left, right = (result.color[i][hit[i]].astype(float).mean(axis=0) for i in (0, 2))
+    # BGR: the right half of the frame is blue (B high), the left half red (R high).
+    # yaw +45 moves the viewer to the camera's left, so it sees more of the left (red) side.
+    assert left[0] > left[2] and right[2] > right[0]
+
+
+def test_front_view_matches_the_silhouette(result, inputs):
+    # Each yaw-0 pixel's surface point projects into the person mask.
+    frame, ctx = inputs
+    s = SMALL[-1]
+    half, centre = result.stats["cube_half_m"], np.array(result.stats["cube_centre_m"])
+    rows, cols = np.nonzero(np.isfinite(result.depth[1]))
+    c = -1.0 + (2.0 * np.arange(s) + 1.0) / s
+    pts = centre + half * np.column_stack((c[cols], c[rows], result.depth[1][rows, cols] - 1.0))
+    uv = np.rint(pts[:, :2] / pts[:, 2:3] * FOCAL + CENTRE).astype(int)
+    inside = ctx["perception"].segmentation[uv[:, 1], uv[:, 0]] > 0.5
+    assert inside.mean() > 0.97
+
+
+def test_missing_inputs_give_none(inputs):
+    frame, ctx = inputs
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL), device="cpu")
+    assert stage.process(frame, {"perception": ctx["perception"]}) is None
+    assert stage.process(frame, {"body": ctx["body"]}) is None
+
+
+def test_auto_without_weights_uses_the_field(caplog):
+    stage = VolumeStage(VolumeSettings(backend="auto", resolutions=SMALL), device="cpu")
+    assert stage.backend == "field"
+    assert any("pifu" in r.getMessage().lower() for r in caplog.records)
+    with pytest.raises(ValueError):
+        VolumeStage(VolumeSettings(backend="nerf"), device="cpu")
+
+
+def test_pifu_path_runs_on_an_official_layout_checkpoint(unxz, inputs):
+    # Plumbing only: random weights in PIFu's checkpoint layout (never shown to a user).
+    from engine.volume.pifu import load_pifu
+
+    model = load_pifu(unxz("reference/pifu/pifu_netG.pth.xz"), unxz("reference/pifu/pifu_netC.pth.xz"))
+    stage = VolumeStage(VolumeSettings(backend="pifu", resolutions=(9, 17, 33), yaws_deg=(0.0,)), device="cpu",
+                        pifu_model=model)
+    result = stage.process(*inputs)
+    assert result.backend == "pifu"
+    assert result.color.shape == (1, 33, 33, 3) and result.depth.shape == (1, 33, 33)
+    assert result.stats["queries"] > 0
+
+
+def test_coco_photo_through_perception_body_volume(shared_file):
+    from engine.body.stage import BodySettings, BodyStage
+    from engine.perception.stage import PerceptionSettings, PerceptionStage
+    from tests.engine.body.anny_synthetic import anny_data
+
+    image = cv2.imread(str(shared_file("media/coco_000000000241.jpg")))
+    frame = Frame(image, 0, 0.0, "coco_000000000241.jpg")
+    perception = PerceptionStage(PerceptionSettings(face=False, static_image_mode=True))
+    try:
+        seen = perception.process(frame, {})
+    finally:
+        perception.close()
+    body = BodyStage(BodySettings(backend="anny", smoothing=False), model_data=anny_data()).process(
+        frame, {"perception": seen})
+    assert body is not None and seen.segmentation is not None
+    res = (17, 33, 65, 129)
+    result = VolumeStage(VolumeSettings(backend="field", resolutions=res), device="cpu").process(
+        frame, {"body": body, "perception": seen})
+    assert result is not None and result.color.shape == (3, 129, 129, 3)
+    hit = np.isfinite(result.depth)
+    assert hit.mean(axis=(1, 2)).min() > 0.05
+    # The front view lands on the person: its pixels project into the mask ...
+    s = res[-1]
+    half, centre = result.stats["cube_half_m"], np.array(result.stats["cube_centre_m"])
+    rows, cols = np.nonzero(hit[1])
+    c = -1.0 + (2.0 * np.arange(s) + 1.0) / s
+    pts = centre + half * np.column_stack((c[cols], c[rows], result.depth[1][rows, cols] - 1.0))
+    uv = pts[:, :2] / pts[:, 2:3] * body.camera_focal_px + body.camera_center_px
+    uv = np.clip(np.rint(uv).astype(int), 0, [image.shape[1] - 1, image.shape[0] - 1])
+    assert (seen.segmentation[uv[:, 1], uv[:, 0]] > 0.5).mean() > 0.95
+    # ... and its colours are the person's (mean BGR within 25 levels of the masked frame's).
+    person = image[seen.segmentation > 0.5].astype(float).mean(axis=0)
+    ours = result.color[1][hit[1]].astype(float).mean(axis=0)
+    assert np.abs(person - ours).max() < 25.0
