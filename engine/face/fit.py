@@ -102,7 +102,7 @@ class FitSettings:
     iterations: int = 2
     z_weight: float = 0.15
     noise_m: float = 1.5e-3
-    expression_prior: float = 0.3
+    expression_prior: float = 3.0
     identity_prior: float = 1.0
     oval_weight: float = 1.0
     identity_frames: int = 30
@@ -113,13 +113,15 @@ class FitSettings:
 @dataclass(frozen=True)
 class FitParams:
     """A fitted face: rotation (3, 3) float64 model->camera; scale pixels per metre;
-    translation (3,) pixels (x, y image; z the depth offset); identity (K,), expression (E,)."""
+    translation (3,) pixels (x, y image; z the depth offset); identity (K,), expression (E,);
+    depth_scale: mediapipe's z over the model's (its depth is only roughly in x's units)."""
 
     rotation: np.ndarray
     scale: float
     translation: np.ndarray
     identity: np.ndarray
     expression: np.ndarray
+    depth_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,9 @@ def initial_pose(packed: PackedRows, observed: np.ndarray, identity: np.ndarray,
     return FitParams(rot, s, t, identity.astype(np.float64), expression.astype(np.float64))
 
 
+NUM_POSE = 8  # rotation increment (3), log scale, translation (3), log depth scale
+
+
 def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
                  prior_precision: np.ndarray, bounds: np.ndarray, free_identity: bool,
                  iterations: int) -> FitParams:
@@ -171,37 +176,42 @@ def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
     lo, hi = bounds[coeff_sel, 0], bounds[coeff_sel, 1]
     prec = prior_precision[coeff_sel]
     obs = np.ascontiguousarray(observed.T, np.float64)  # (3, L)
-    rot, s, t = params.rotation, params.scale, params.translation.copy()
+    rot, s, t, dz = params.rotation, params.scale, params.translation.copy(), params.depth_scale
     coeffs = np.concatenate([params.identity, params.expression])
     c = coeffs[coeff_sel].copy()
     base = packed.mean if free_identity else packed.mean + packed.basis[:, :, :k] @ coeffs[:k]
     num_l = obs.shape[1]
-    jac = np.empty((3, num_l, 7 + n))
+    npose = NUM_POSE
+    jac = np.empty((3, num_l, npose + n))
     sw = np.sqrt(packed.weights)
     for _ in range(iterations):
         pts = base + basis @ c  # (3, L) model frame
         q = rot @ pts  # rotated, metres
+        q[2] *= dz  # mediapipe's depth has its own scale
         res = (q + t[:, None] / s - obs / s)  # residual in metres: (pred - obs) / s
-        # d/d omega of (omega x q) is -[q]x; columns for omega_x, omega_y, omega_z.
-        jac[0, :, 0], jac[0, :, 1], jac[0, :, 2] = 0.0, q[2], -q[1]
-        jac[1, :, 0], jac[1, :, 1], jac[1, :, 2] = -q[2], 0.0, q[0]
-        jac[2, :, 0], jac[2, :, 1], jac[2, :, 2] = q[1], -q[0], 0.0
+        # d/d omega of (omega x q) is -[q]x (the z row scaled by dz); omega_x, _y, _z.
+        jac[0, :, 0], jac[0, :, 1], jac[0, :, 2] = 0.0, q[2] / dz, -q[1]
+        jac[1, :, 0], jac[1, :, 1], jac[1, :, 2] = -q[2] / dz, 0.0, q[0]
+        jac[2, :, 0], jac[2, :, 1], jac[2, :, 2] = dz * q[1], -dz * q[0], 0.0
         jac[:, :, 3] = q  # log-scale
         jac[:, :, 4:7] = 0.0
         for i in range(3):
             jac[i, :, 4 + i] = 1.0 / s  # translation in pixels
-        jac[:, :, 7:] = (rot @ basis.reshape(3, -1)).reshape(3, num_l, n)
-        j2 = jac.reshape(3 * num_l, 7 + n) * sw[:, None]
+        jac[:2, :, 7] = 0.0
+        jac[2, :, 7] = q[2]  # log depth scale
+        jac[:, :, npose:] = (rot @ basis.reshape(3, -1)).reshape(3, num_l, n)
+        jac[2, :, npose:] *= dz
+        j2 = jac.reshape(3 * num_l, npose + n) * sw[:, None]
         r2 = res.reshape(-1) * sw
         h = j2.T @ j2
         g = j2.T @ r2
-        h[7:, 7:] += np.diag(prec)
-        g[7:] += prec * c
-        h[:7, :7] += np.eye(7) * 1e-12  # keeps H invertible when a face is degenerate
+        h[npose:, npose:] += np.diag(prec)
+        g[npose:] += prec * c
+        h[:npose, :npose] += np.eye(npose) * 1e-12  # keeps H invertible when degenerate
         # Coefficients resting on a bound and pushed outwards stay put (active set).
-        active = ((c <= lo + 1e-6) & (g[7:] > 0)) | ((c >= hi - 1e-6) & (g[7:] < 0))
+        active = ((c <= lo + 1e-6) & (g[npose:] > 0)) | ((c >= hi - 1e-6) & (g[npose:] < 0))
         if active.any():
-            idx = 7 + np.flatnonzero(active)
+            idx = npose + np.flatnonzero(active)
             h[idx, :] = 0.0
             h[:, idx] = 0.0
             h[idx, idx] = 1.0
@@ -214,9 +224,10 @@ def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
         rot = rodrigues(delta[:3]) @ rot
         s *= math.exp(float(np.clip(delta[3], -0.5, 0.5)))
         t += delta[4:7]
-        c = np.clip(c + delta[7:], lo, hi)
+        dz *= math.exp(float(np.clip(delta[7], -0.5, 0.5)))
+        c = np.clip(c + delta[npose:], lo, hi)
     coeffs[coeff_sel] = c
-    return FitParams(rot, s, t, coeffs[:k].copy(), coeffs[k:].copy())
+    return FitParams(rot, s, t, coeffs[:k].copy(), coeffs[k:].copy(), dz)
 
 
 def solve_identity(packed: PackedRows, frames: list[tuple[np.ndarray, FitParams]],
@@ -232,8 +243,9 @@ def solve_identity(packed: PackedRows, frames: list[tuple[np.ndarray, FitParams]
     g = np.zeros(k)
     for observed, p in frames:
         fixed = packed.mean + packed.basis[:, :, k:] @ p.expression  # (3, L)
-        r0 = (p.rotation @ fixed + (p.translation[:, None] - observed.T) / p.scale).reshape(-1) * sw
-        jac = (p.rotation @ a_basis.reshape(3, -1)).reshape(-1, k) * sw[:, None]
+        dz = np.array([1.0, 1.0, p.depth_scale])[:, None]
+        r0 = (dz * (p.rotation @ fixed) + (p.translation[:, None] - observed.T) / p.scale).reshape(-1) * sw
+        jac = (dz * (p.rotation @ a_basis.reshape(3, -1))).reshape(-1, k) * sw[:, None]
         h += jac.T @ jac
         g += jac.T @ r0
     return -np.linalg.solve(h, g)
@@ -243,6 +255,7 @@ def predict_landmarks(packed: PackedRows, params: FitParams) -> np.ndarray:
     """(L, 3) float64 predicted landmarks (pixels, z depth) of a fitted face."""
     coeffs = np.concatenate([params.identity, params.expression])
     q = params.rotation @ (packed.mean + packed.basis @ coeffs)
+    q[2] *= params.depth_scale
     return (params.scale * q + params.translation[:, None]).T
 
 
@@ -397,4 +410,4 @@ class FaceFitter:
         expr = np.clip(self._f_expr(params.expression, t), *self.bounds[self.packed.num_identity:].T)
         identity = self._f_ident(params.identity, t)
         return FitParams(rotation_matrix(*angles), float(pos[3] / self._SIZE_M), pos[:3].copy(),
-                         identity, expr)
+                         identity, expr, params.depth_scale)

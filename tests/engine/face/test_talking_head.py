@@ -1,0 +1,83 @@
+"""The offline default on real footage: ../shared/media/talking_head.mp4 (410×412, 25 fps,
+169 frames, one talking face) through PerceptionStage and FaceStage, as the app runs them.
+
+Acceptance (issue 3): a face on ≥ 95% of frames and a median fit RMSE ≤ 2.0 px (the RMS
+distance between the fitted model's 468 mediapipe-mesh points, after the One Euro filter,
+and mediapipe's observed ones). The 95th percentile is printed and bounded at 3.5 px
+(measured ~3.0: fast speech frames, where the filter and Anny's expression units lag).
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.face.stage import FaceSettings, FaceStage
+from engine.frame import Frame
+
+
+@pytest.fixture(scope="module")
+def results(shared_file):
+    from engine.perception.stage import PerceptionSettings, PerceptionStage
+
+    path = shared_file("media/talking_head.mp4")
+    cap = cv2.VideoCapture(str(path))
+    perception = PerceptionStage(PerceptionSettings(pose=False, segmentation=False))
+    stage = FaceStage(FaceSettings(backend="anny"))
+    out = []
+    try:
+        index = 0
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            frame = Frame(image, index, index / 25.0, str(path))
+            ctx = {"perception": perception.process(frame, {})}
+            out.append(stage.process(frame, ctx))
+            index += 1
+    finally:
+        cap.release()
+        perception.close()
+        stage.close()
+    return out
+
+
+def test_frames_read(results):
+    assert len(results) == 169
+
+
+def test_fitted_on_95_percent(results):
+    fitted = sum(r is not None for r in results) / len(results)
+    print(f"\nfitted on {fitted:.1%} of frames")
+    assert fitted >= 0.95
+
+
+def test_fit_rmse(results):
+    rmse = np.array([r.fit_rmse_px for r in results if r is not None])
+    print(f"\nfit_rmse_px: median {np.median(rmse):.2f}, 95th percentile {np.percentile(rmse, 95):.2f}, "
+          f"max {rmse.max():.2f}")
+    assert np.median(rmse) <= 2.0
+    assert np.percentile(rmse, 95) <= 3.5
+
+
+def test_results_json(results):
+    """results.jsonl's face object carries the fields the issue asks for."""
+    face = json.loads(json.dumps(next(r for r in results if r is not None).to_json()))
+    for key in ("landmarks_2d", "pose_deg", "expression", "fit_rmse_px"):
+        assert key in face
+    assert np.array(face["landmarks_2d"]).shape == (68, 2)
+    assert len(face["expression"]) == 52 and len(face["pose_deg"]) == 3
+
+
+def test_landmarks_on_the_face(results):
+    """The 68 landmarks lie inside the image, the face's bounding box is plausible for a
+    face that fills about half the frame, and the head stays roughly frontal."""
+    for r in results:
+        if r is None:
+            continue
+        lm = r.landmarks_2d
+        assert (lm[:, 0] > 0).all() and (lm[:, 0] < 410).all() and (lm[:, 1] > 0).all() and (lm[:, 1] < 412).all()
+        assert 120 < np.ptp(lm[:, 0]) < 320
+        assert np.abs(r.pose_deg).max() < 45
