@@ -122,5 +122,7 @@ def _landmark_regressor(data: AnnyBodyData):
         elif kind == "vertex":
             idx[k, 0], w[k, 0] = int(ref), 1.0
         else:
-            idx[k, 0], w[k, 0] = data.num_vertices + data.bone_index(str(ref)), 1.0
+            parts = ((ref, 1.0),) if kind == "bone" else ref
+            for i, (label, weight) in enumerate(parts):
+                idx[k, i], w[k, i] = data.num_vertices + data.bone_index(str(label)), weight
     return idx, w

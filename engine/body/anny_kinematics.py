@@ -240,13 +240,16 @@ class KeypointRig:
 
 
 def build_keypoint_rig(data: AnnyBodyData, sources: tuple[tuple[str, str | int], ...]) -> KeypointRig:
-    """Rig for keypoints given as ("coco", name) | ("vertex", index) | ("bone", label)."""
+    """Rig for keypoints given as ("coco", name) | ("vertex", index) | ("bone", label) |
+    ("bones", ((label, weight), ...)) (a weighted mean of bone heads)."""
     keys, bones, omegas, means, bases = [], [], [], [], []
     for k, (kind, ref) in enumerate(sources):
-        if kind == "bone":
-            b = data.bone_index(str(ref))
-            keys.append(k), bones.append(b), omegas.append(1.0)
-            means.append(data.h_mean[b]), bases.append(data.h_basis[:, b].T)
+        if kind in ("bone", "bones"):
+            parts = ((ref, 1.0),) if kind == "bone" else ref
+            for label, weight in parts:
+                b = data.bone_index(str(label))
+                keys.append(k), bones.append(b), omegas.append(float(weight))
+                means.append(weight * data.h_mean[b]), bases.append(weight * data.h_basis[:, b].T)
             continue
         if kind == "coco":
             row = data.coco_labels.index(str(ref))

@@ -42,6 +42,8 @@ LS, RS = topo.PoseLandmark.LEFT_SHOULDER, topo.PoseLandmark.RIGHT_SHOULDER
 @dataclass(frozen=True)
 class FitSettings:
     """iterations_*: Gauss-Newton steps on a fresh start / when warm-started.
+    restart_px: when a warm-started fit stays this far (RMS px) from the landmarks, also try
+    a fresh closed-form start and keep the better of the two.
     visibility_threshold: mediapipe visibility above which a 2D landmark is used.
     weight_3d: weight of the world-landmark agreement relative to the 2D term.
     robust_mm: 2D residuals beyond this (mm at the person) are down-weighted (Huber).
@@ -53,6 +55,7 @@ class FitSettings:
 
     iterations_first: int = 10
     iterations_tracking: int = 4
+    restart_px: float = 12.0
     visibility_threshold: float = 0.5
     weight_3d: float = 0.3
     robust_mm: float = 40.0
@@ -204,20 +207,17 @@ class AnnyFitter:
     def fit(self, obs: Observation, with_mesh: bool = True) -> FitOutput:
         s = self.settings
         state = rest_state(self.data, self._beta_acc)
-        beta = self._beta_acc.copy()
         visible = obs.visibility > s.visibility_threshold
-        fresh = self._local is None
-        if fresh:
-            local, root = self.initialise(obs, state)
+        if self._local is None:
+            local, root, beta, _ = self._solve(obs, visible, state, warm=False)
         else:
-            local, root = self._local.copy(), self._root.copy()
-            t = self._solve_root(local, root, beta, state, obs, visible)
-            root = t if t is not None else root
-        for _ in range(s.iterations_first if fresh else s.iterations_tracking):
-            if s.fit_shape and np.abs(beta - state.beta).max() > 0.02:
-                # Exact residuals for the current shape; only its Jacobian holds A fixed.
-                state = rest_state(self.data, beta)
-            local, root, beta = self._step(local, root, beta, state, obs, visible)
+            local, root, beta, err = self._solve(obs, visible, state, warm=True)
+            if err > s.restart_px:
+                # Lost track (a fast move, or mediapipe jumped): a fresh closed-form start
+                # often lands in a better basin; keep whichever fits the landmarks better.
+                fresh = self._solve(obs, visible, state, warm=False)
+                if fresh[3] < err:
+                    local, root, beta, _ = fresh
         self._local, self._root = local, root
         self._frames += 1
         n = min(self._frames, s.shape_frames)
@@ -225,6 +225,27 @@ class AnnyFitter:
         if s.smoothing:
             local, root = self._smooth(local, root, obs.time)
         return self.evaluate(local, root, beta, obs, visible, with_mesh)
+
+    def _solve(self, obs, visible, state, warm: bool):
+        """Start (warm: the previous frame; else closed form) and Gauss-Newton steps.
+        Returns local rotations, root, β and the RMS pixel error of the visible landmarks."""
+        s = self.settings
+        beta = self._beta_acc.copy()
+        if warm:
+            local, root = self._local.copy(), self._root.copy()
+            t = self._solve_root(local, root, beta, state, obs, visible)
+            root = t if t is not None else root
+        else:
+            local, root = self.initialise(obs, state)
+        for _ in range(s.iterations_tracking if warm else s.iterations_first):
+            if s.fit_shape and np.abs(beta - state.beta).max() > 0.02:
+                # Exact residuals for the current shape; only its Jacobian holds A fixed.
+                state = rest_state(self.data, beta)
+            local, root, beta = self._step(local, root, beta, state, obs, visible)
+        rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), root)
+        uv, _ = project(self._points(rot, pos, beta, state)[0], obs.camera)
+        err = np.linalg.norm(uv - obs.points_2d, axis=1)[visible]
+        return local, root, beta, float(np.sqrt(np.mean(err ** 2))) if len(err) else 0.0
 
     def initialise(self, obs: Observation, state: RestState) -> tuple[np.ndarray, np.ndarray]:
         """Closed-form pose and translation from the landmarks (no previous frame)."""

@@ -85,12 +85,12 @@ LANDMARK_SOURCES: tuple[tuple[str, str | int], ...] = (
     ("coco", "right_elbow"),
     ("coco", "left_wrist"),
     ("coco", "right_wrist"),
-    ("bone", "finger5-1.L"),
-    ("bone", "finger5-1.R"),
-    ("bone", "finger2-1.L"),
-    ("bone", "finger2-1.R"),
-    ("bone", "finger1-2.L"),
-    ("bone", "finger1-2.R"),
+    ("bones", (("finger5-1.L", 0.5), ("metacarpal4.L", 0.5))),  # left pinky
+    ("bones", (("finger5-1.R", 0.5), ("metacarpal4.R", 0.5))),
+    ("bones", (("finger2-1.L", 0.5), ("metacarpal1.L", 0.5))),  # left index
+    ("bones", (("finger2-1.R", 0.5), ("metacarpal1.R", 0.5))),
+    ("bone", "finger1-1.L"),  # left thumb
+    ("bone", "finger1-1.R"),
     ("coco", "left_hip"),
     ("coco", "right_hip"),
     ("coco", "left_knee"),
@@ -132,7 +132,7 @@ BONE_PRIOR: dict[str, float] = {
     "clavicle.L": 150.0, "clavicle.R": 150.0, "upperarm01.L": 10.0, "upperarm01.R": 10.0,
     "lowerarm01.L": 10.0, "lowerarm01.R": 10.0, "wrist.L": 20.0, "wrist.R": 20.0,
     "upperleg01.L": 10.0, "upperleg01.R": 10.0, "lowerleg01.L": 10.0, "lowerleg01.R": 10.0,
-    "foot.L": 60.0, "foot.R": 60.0,
+    "foot.L": 20.0, "foot.R": 20.0,
 }
 
 #: Hinge joints: bone -> the joint's flexion axis in the model frame of the reference pose
