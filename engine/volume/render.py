@@ -170,13 +170,14 @@ def shade_grid(grid: torch.Tensor, rotation: torch.Tensor, color_fn: ColorFn | N
 def render_view(occupancy_fn: OccupancyFn, color_fn: ColorFn | None = None, yaw_deg: float = 0.0,
                 pitch_deg: float = 0.0, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS,
                 mode: str = "lossless", threshold: float = 0.5, device: torch.device | str = "cpu",
-                chunk: int = DEFAULT_CHUNK) -> RenderedView:
+                chunk: int = DEFAULT_CHUNK, size: int | None = None) -> RenderedView:
     """Localise the field once in the view's lattice and render it (see the module doc).
 
     occupancy_fn: (N, 3) float32 field points (cube, on `device`) -> (N,) occupancy.
     color_fn: (M, 3) field points -> (M, 3) RGB in [0, 1]; None shades the normals grey.
     resolutions, mode: the localisation schedule (e.g. (17, 33, 65, 129) and "faster" for
-    live use); the image is resolutions[-1] pixels square.
+    live use); the image is resolutions[-1] pixels square unless `size` asks for another
+    (then resampled: bilinear colour/normals, nearest depth/mask).
     """
     rot = view_rotation(yaw_deg, pitch_deg)
     t0 = time.perf_counter()
@@ -186,7 +187,28 @@ def render_view(occupancy_fn: OccupancyFn, color_fn: ColorFn | None = None, yaw_
     t2 = time.perf_counter()
     stats.update(view.stats, ms_localize=(t1 - t0) * 1e3, ms_render=(t2 - t1) * 1e3,
                  yaw_deg=float(yaw_deg), pitch_deg=float(pitch_deg))
-    return RenderedView(view.color, view.normal, view.depth, view.mask, stats)
+    view = RenderedView(view.color, view.normal, view.depth, view.mask, stats)
+    return view if size is None or size == view.depth.shape[0] else resize_view(view, size)
+
+
+def resize_view(view: RenderedView, size: int) -> RenderedView:
+    """Resample a view to size x size: colour and normals bilinearly (normals renormalised,
+    empty pixels stay 0), depth and mask by nearest neighbour so no depth is invented."""
+    def img(a: np.ndarray, mode: str) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+        kwargs = {"align_corners": False} if mode == "bilinear" else {}
+        out = torch.nn.functional.interpolate(t, size=(size, size), mode=mode, **kwargs)[0]
+        return (out[0] if a.ndim == 2 else out.permute(1, 2, 0)).numpy()
+
+    mask = img(view.mask.astype(np.float32), "nearest") > 0.5
+    depth = img(view.depth, "nearest")
+    normal = img(view.normal, "bilinear")
+    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
+    normal[~mask] = 0.0
+    color = img(view.color, "bilinear")
+    color[~mask] = 0.0
+    return RenderedView(color, normal, depth, mask, dict(view.stats))
 
 
 def dense_view_grid(occupancy_fn: OccupancyFn, resolution: int, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
@@ -231,5 +253,5 @@ def views_to_result(views: Sequence[RenderedView], backend: str = "field") -> "V
         stats=stats, backend=backend)
 
 
-__all__ = ["RenderedView", "views_to_result", "ColorFn", "view_rotation", "in_view", "first_hit", "lattice_normals",
+__all__ = ["RenderedView", "views_to_result", "resize_view", "ColorFn", "view_rotation", "in_view", "first_hit", "lattice_normals",
            "shade_grid", "render_view", "dense_view_grid", "to_bgr8", "normal_to_bgr8"]

@@ -152,3 +152,12 @@ def test_pifu_field_matches_query_in_cube_coordinates(pifu_model, pifu_golden):
     cube_pts = pifu_pts * torch.tensor([1.0, -1.0, -1.0])
     np.testing.assert_allclose(field.occupancy(cube_pts).numpy(), pifu_golden["occ"][0, 0], rtol=0, atol=ABS)
     np.testing.assert_allclose(field.color(cube_pts).numpy(), pifu_golden["rgb"][0].T * 0.5 + 0.5, rtol=0, atol=ABS)
+
+
+def test_load_installed_without_weights_falls_back(caplog):
+    # The test session's weights dir is empty: the back-end says why once and returns None.
+    from engine.volume.pifu import load_installed
+
+    with caplog.at_level("WARNING"):
+        assert load_installed() is None
+    assert "pifu-netg" in caplog.text

@@ -104,6 +104,18 @@ def test_views_to_result():
     assert result.to_json()["coverage"][0] == pytest.approx(np.pi * 0.4 ** 2 / 4, abs=0.01)  # disc / square
 
 
+def test_output_size():
+    f = fields.sphere_field(0.4, eps=2.0 / 65)
+    base = render_view(f, None, 0.0, 0.0, resolutions=(17, 33, 65))
+    big = render_view(f, None, 0.0, 0.0, resolutions=(17, 33, 65), size=130)
+    assert big.color.shape == (130, 130, 3) and big.depth.shape == (130, 130)
+    # Nearest-neighbour 2x: every source pixel becomes a 2x2 block with the same depth.
+    np.testing.assert_array_equal(big.depth[::2, ::2], base.depth)
+    np.testing.assert_array_equal(big.mask[1::2, 1::2], base.mask)
+    norms = np.linalg.norm(big.normal[big.mask], axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+
+
 def test_encoders():
     color = np.array([[[1.0, 0.5, 0.0]]], dtype=np.float32)
     assert to_bgr8(color).tolist() == [[[0, 128, 255]]]
