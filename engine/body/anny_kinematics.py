@@ -239,7 +239,7 @@ class KeypointRig:
         return self.gather @ self.pair_points(rot, pos, o)
 
 
-def build_keypoint_rig(data: AnnyBodyData, sources: tuple[tuple[str, str | int], ...]) -> KeypointRig:
+def build_keypoint_rig(data: AnnyBodyData, sources: tuple[tuple[str, object], ...]) -> KeypointRig:
     """Rig for keypoints given as ("coco", name) | ("vertex", index) | ("bone", label) |
     ("bones", ((label, weight), ...)) (a weighted mean of bone heads)."""
     keys, bones, omegas, means, bases = [], [], [], [], []

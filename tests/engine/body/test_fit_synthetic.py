@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.body.anny_kinematics import rodrigues, rotation_log
-from engine.body.fit import AnnyFitter, FitSettings, solve_translation, trunk_orientation
+from engine.body.fit import AnnyFitter, FitSettings, Observation, solve_translation, trunk_orientation
 from engine.body.smoothing import RotationOneEuro
 from engine.camera import PinholeCamera
 from tests.engine.body.anny_synthetic import (
@@ -81,7 +81,7 @@ def test_tracking_sequence_stays_accurate_and_accumulates_shape(data):
 def _rest_shape_error_mm(fitter, beta_a, beta_b) -> float:
     """Mean distance (mm) between the landmarks of two shapes in the reference pose."""
     rest = np.broadcast_to(np.eye(3), (fitter.data.num_bones, 3, 3)).copy()
-    dummy = synthesize.__globals__["Observation"](np.zeros((33, 2)), np.ones(33), None, CAMERA)
+    dummy = Observation(np.zeros((33, 2)), np.ones(33), None, CAMERA)
     pts = [fitter.evaluate(rest, np.array([0, 0, 3.0]), b, dummy, np.ones(33, bool), with_mesh=False).keypoints_3d
            for b in (beta_a, beta_b)]
     return root_relative_error_mm(pts[0], pts[1], BODY_JOINTS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from engine.body.stage import BodySettings, BodyStage
 from engine.frame import Frame
