@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numba
@@ -443,13 +443,16 @@ class OfflineField:
 
 def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image_bgr: np.ndarray,
                         resolution: int = 257, settings: OfflineFieldSettings | None = None,
-                        device: torch.device | str = "cpu") -> OfflineField | None:
+                        device: torch.device | str = "cpu",
+                        cube_filter: Callable[[CubeMap], CubeMap] | None = None) -> OfflineField | None:
     """The offline field of one frame.
 
     body: the fitted mesh (camera space, metres) and its camera; segmentation: (H, W) float
     person probability or None (then nothing is carved); image_bgr: (H, W, 3) uint8 frame;
     resolution: the finest render lattice (sets the sigmoid width to eps_cells of its cells);
-    device: where the field's tensors live (the localiser's query points must be there too).
+    device: where the field's tensors live (the localiser's query points must be there too);
+    cube_filter: maps this frame's cube to the one used (the stage steadies it over time);
+    it must return a cube that still holds the given one.
     Returns None when the body has no mesh or none of it is in view.
     """
     s = settings or OfflineFieldSettings()
@@ -461,6 +464,8 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
     cube = cube_for_person(body.vertices, camera, image_bgr.shape[:2], mask, s.margin)
     if cube is None:
         return None
+    if cube_filter is not None:
+        cube = cube_filter(cube)
     inside = voxelize(cube.to_cube(body.vertices), body.faces, s.grid)
     t1 = time.perf_counter()
     b = blurred_indicator(inside, s.blur_vox)

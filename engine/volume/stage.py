@@ -21,7 +21,8 @@ from engine.frame import Frame
 from engine.perception.result import PerceptionResult
 from engine.stage import StageContext
 from engine.volume.localize import check_resolutions
-from engine.volume.offline_field import OfflineFieldSettings, build_offline_field, warm_up
+from engine.filters import OneEuroFilter
+from engine.volume.offline_field import CubeMap, OfflineFieldSettings, build_offline_field, warm_up
 from engine.volume.render import RenderedView, normal_to_bgr8, render_view, to_bgr8
 from engine.volume.result import VolumeResult
 
@@ -40,6 +41,8 @@ class VolumeSettings:
     pitch_deg: the views' common pitch.
     resolutions: the coarse-to-fine schedule; the views are resolutions[-1] pixels square.
     mode: "faster" (live: no queries at the last level) or "lossless".
+    smoothing: steady the offline field's cube over time (One Euro on its centre and size),
+        so the views do not jitter with the body's bounding box.
     field: the offline field's settings. pifu_model, pifu_color_model: manifest names of
         PIFu's netG and netC (None = no colour net: shaded grey)."""
 
@@ -49,6 +52,7 @@ class VolumeSettings:
     pitch_deg: float = 0.0
     resolutions: tuple[int, ...] = (17, 33, 65, 129, 257)
     mode: str = "faster"
+    smoothing: bool = True
     field: OfflineFieldSettings = field(default_factory=OfflineFieldSettings)
     pifu_model: str = "pifu-netg"
     pifu_color_model: str | None = "pifu-netc"
@@ -81,6 +85,7 @@ class VolumeStage:
             raise ValueError(f"unknown volume backend {self.settings.backend!r}: use one of {BACKENDS}")
         check_resolutions(self.settings.resolutions)
         self.device = resolve_device(device)
+        self._cube_filter = OneEuroFilter(min_cutoff=0.3, beta=0.5)
         self._pifu = pifu_model
         if self._pifu is None and self.settings.backend in ("auto", "pifu"):
             self._pifu = self._load_pifu()
@@ -119,8 +124,11 @@ class VolumeStage:
         return volume_result(views, self.settings.yaws_deg, stats, self.backend)
 
     def _field_fns(self, frame: Frame, body: BodyResult, perception: PerceptionResult) -> FieldFns | None:
-        f = build_offline_field(body, perception.segmentation, frame.image, self.settings.size,
-                                self.settings.field, device=self.device)
+        def steady(cube: CubeMap) -> CubeMap:
+            return steady_cube(cube, self._cube_filter(np.append(cube.centre, cube.half), frame.t_capture))
+
+        f = build_offline_field(body, perception.segmentation, frame.image, self.settings.size, self.settings.field,
+                                device=self.device, cube_filter=steady if self.settings.smoothing else None)
         if f is None:
             return None
         return f.occupancy, f.color, dict(f.stats)
@@ -136,10 +144,19 @@ class VolumeStage:
         return f.occupancy, (f.color if self._pifu.has_color else None), {}
 
     def reset(self) -> None:
-        """Nothing carries over between frames (each frame's field is built from scratch)."""
+        """Forget the steadied cube (each frame's field is otherwise built from scratch)."""
+        self._cube_filter.reset()
 
     def close(self) -> None:
         self._pifu = None
+
+
+def steady_cube(raw: CubeMap, filtered: np.ndarray) -> CubeMap:
+    """The filtered cube (filtered: (4,) centre x, y, z and half, metres), grown where needed
+    so that it still holds this frame's cube `raw` (and so the whole person)."""
+    centre = np.asarray(filtered[:3], np.float64)
+    half = max(float(filtered[3]), float(np.abs(raw.centre - centre).max()) + raw.half)
+    return CubeMap(centre=centre, half=half)
 
 
 def volume_result(views: list[RenderedView], yaws_deg: tuple[float, ...], stats: dict[str, Any],
@@ -166,4 +183,4 @@ def volume_result(views: list[RenderedView], yaws_deg: tuple[float, ...], stats:
     )
 
 
-__all__ = ["BACKENDS", "VolumeSettings", "VolumeStage", "volume_result"]
+__all__ = ["BACKENDS", "VolumeSettings", "VolumeStage", "steady_cube", "volume_result"]

@@ -144,3 +144,28 @@ def test_coco_photo_through_perception_body_volume(shared_file):
     person = image[seen.segmentation > 0.5].astype(float).mean(axis=0)
     ours = result.color[1][hit[1]].astype(float).mean(axis=0)
     assert np.abs(person - ours).max() < 25.0
+
+
+def test_steady_cube_holds_the_frame_cube_and_reset_forgets_it(inputs):
+    from engine.volume.offline_field import CubeMap
+    from engine.volume.stage import steady_cube
+
+    raw = CubeMap(centre=np.array([0.1, 0.0, 3.0]), half=0.8)
+    held = steady_cube(raw, np.array([0.0, 0.0, 3.0, 0.5]))
+    np.testing.assert_allclose(held.centre, [0.0, 0.0, 3.0])
+    assert held.half == pytest.approx(0.9)  # grown to hold the raw cube
+    assert steady_cube(raw, np.array([0.1, 0.0, 3.0, 1.0])).half == pytest.approx(1.0)
+
+    frame, ctx = inputs
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(0.0,)), device="cpu")
+    first = stage.process(frame, ctx)
+    moved = capsule_body(offset_y=0.1)
+    moved_ctx = {"body": moved, "perception": PerceptionResult(image_size=(HEIGHT, WIDTH), segmentation=silhouette(moved))}
+    second = stage.process(Frame(frame.image, 1, 1.0 / 30.0, frame.source_id), moved_ctx)
+    # One frame later the steadied centre has moved only part of the way (0.1 m); after a
+    # reset it jumps to the new cube (to the mask box's pixel rounding).
+    dy = second.stats["cube_centre_m"][1] - first.stats["cube_centre_m"][1]
+    assert 0.0 < dy < 0.09
+    stage.reset()
+    third = stage.process(Frame(frame.image, 2, 2.0 / 30.0, frame.source_id), moved_ctx)
+    assert third.stats["cube_centre_m"][1] == pytest.approx(first.stats["cube_centre_m"][1] + 0.1, abs=0.005)
