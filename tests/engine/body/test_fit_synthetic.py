@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from engine.body.anny_kinematics import rodrigues, rotation_log
-from engine.body.fit import AnnyFitter, FitSettings, Observation, solve_translation, trunk_orientation
+from engine.body.fit import AnnyFitter, FitSettings, Observation
+from engine.body.fit_geometry import solve_translation, trunk_orientation
 from engine.body.smoothing import RotationOneEuro
 from engine.camera import PinholeCamera
 from tests.engine.body.anny_synthetic import (
