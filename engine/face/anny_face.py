@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -262,8 +263,11 @@ def _cache_path() -> Path:
     return cache_dir() / f"anny_head_linear_v{CACHE_VERSION}_anny{version}.npz"
 
 
-def load_anny_head(path: Path | None = None) -> AnnyHeadArrays:
-    """The extracted head from the cache, building (and caching) it on first use."""
+def load_anny_head(path: Path | None = None,
+                   on_progress: Callable[[str], None] | None = None) -> AnnyHeadArrays:
+    """The extracted head from the cache, building (and caching) it on first use.
+
+    on_progress: told (one line) when the slow first-run build starts and ends, for a UI."""
     path = path or _cache_path()
     if path.exists():
         try:
@@ -277,7 +281,10 @@ def load_anny_head(path: Path | None = None) -> AnnyHeadArrays:
                 )
         except (OSError, KeyError, ValueError) as exc:
             log.warning("face model cache %s unreadable (%s); rebuilding it", path, exc)
-    log.info("building the face model from Anny, first run only (seconds; ~70 s if Anny's own cache is cold)…")
+    message = "building the face model from Anny, first run only (seconds; ~70 s if Anny's own cache is cold)…"
+    log.info(message)
+    if on_progress is not None:
+        on_progress(message)
     arrays = build_anny_head_arrays()
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, mean=arrays.mean, identity_basis=arrays.identity_basis,
@@ -286,4 +293,6 @@ def load_anny_head(path: Path | None = None) -> AnnyHeadArrays:
              face_vertices=arrays.face_vertices)
     tmp.replace(path)  # atomic: a concurrent reader never sees a half-written cache
     log.info("face model cached at %s", path)
+    if on_progress is not None:
+        on_progress("face model ready")
     return arrays

