@@ -24,6 +24,7 @@ from engine.bench import BenchOptions, peak_rss_mb
 from engine.body.anny_model import load_anny_body_data
 from engine.body.fit import AnnyFitter, FitSettings
 from engine.body.stage import BodySettings, BodyStage, observation_from_perception
+from engine.body.synthetic import BODY_JOINTS, random_pose, root_relative_error_mm, synthesize
 from engine.camera import PinholeCamera
 from engine.frame import Frame
 from engine.perception.stage import PerceptionSettings, PerceptionStage
@@ -87,9 +88,6 @@ def _photo_rmse(media: Path, data) -> dict[str, float]:
 
 
 def _synthetic_mpjpe(data, trials: int) -> list[float]:
-    # The generator lives with the tests; the bench reuses it when the tests are present.
-    from tests.engine.body.anny_synthetic import BODY_JOINTS, random_pose, root_relative_error_mm, synthesize
-
     rng = np.random.default_rng(11)
     fitter = AnnyFitter(data, FitSettings(smoothing=False))
     camera = PinholeCamera.from_fov(1280, 720, 60.0)
@@ -128,11 +126,7 @@ def run(options: BenchOptions) -> str:
         stage_cpu.append(cpu)
         rmse.append(result.fit_rmse_px)
     photos = _photo_rmse(media, data)
-    try:
-        mpjpe = _synthetic_mpjpe(data, 3 if options.quick else 10)
-    except ImportError as exc:
-        log.warning("synthetic MPJPE skipped: %s", exc)
-        mpjpe = []
+    mpjpe = _synthetic_mpjpe(data, 3 if options.quick else 10)
     tracked = slice(1, None)  # the first frame initialises (more iterations)
     lines = [
         f"Street clip: {len(frames)} frames with a pose (1280x720, 50 fps); mediapipe excluded; "

@@ -25,6 +25,8 @@ from engine.stage import StageContext
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "anny", "hmr")
+#: Fewest visible landmarks (of 33) for the Anny fit to run.
+MIN_VISIBLE = 6
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,13 @@ class BodyStage:
         obs = observation_from_perception(perception, frame, self.settings.hfov_deg)
         if obs is None:
             return None
+        if (obs.visibility > self._fitter.settings.visibility_threshold).sum() < MIN_VISIBLE:
+            return None  # too little of the person in view for a meaningful fit
         out = self._fitter.fit(obs, with_mesh=self.settings.mesh)
+        if not (np.isfinite(out.rmse_px) and np.isfinite(out.root).all()):
+            log.warning("body fit diverged on frame %d: restarting from the next frame", frame.index)
+            self._fitter.reset()
+            return None
         return body_result(out, obs.camera, self._faces)
 
     def reset(self) -> None:

@@ -1,6 +1,7 @@
 """BodyStage: back-end choice, results and their JSON, mesh export, reset (no mediapipe)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -65,10 +66,19 @@ def test_process_returns_a_complete_result(data, perception):
     assert len(record["keypoints_2d"]) == 33 and len(record["shape"]) == data.num_shape
 
 
-def test_no_pose_gives_none(data):
+def test_hmr_without_weights_falls_back_to_anny(data, caplog):
+    with caplog.at_level("WARNING"):
+        stage = BodyStage(BodySettings(backend="hmr"), model_data=data)
+    assert stage.backend == "anny"
+    assert any("hmr" in r.getMessage().lower() for r in caplog.records)
+
+
+def test_no_pose_or_too_little_visible_gives_none(data, perception):
     stage = BodyStage(BodySettings(backend="anny"), model_data=data)
     assert stage.process(_frame(), {}) is None
     assert stage.process(_frame(), {"perception": PerceptionResult((H, W))}) is None
+    hidden = dataclasses.replace(perception, pose_visibility=np.where(np.arange(33) < 5, 0.9, 0.1).astype(np.float32))
+    assert stage.process(_frame(), {"perception": hidden}) is None
 
 
 def test_mesh_export_on_request(tmp_path, data, perception):
