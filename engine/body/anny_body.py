@@ -89,15 +89,15 @@ class AnnyBody(torch.nn.Module):
         verts, heads, align = self.rest(shape)
         par = torch.as_tensor([0] + self.parents[1:], device=heads.device)
         offsets = (align[:, par] @ (heads - heads[:, par])[..., None])[..., 0]
-        rot = [None] * len(self.parents)
-        pos = [None] * len(self.parents)
-        rot[0], pos[0] = rot_local[:, 0], translation
+        # One batched product per depth level (parents are always in earlier levels).
+        rot_w = torch.empty_like(rot_local)
+        joints = torch.empty_like(heads)
+        rot_w[:, 0], joints[:, 0] = rot_local[:, 0], translation
         for level in self.levels:
-            for c in level.tolist():  # J = 104 bones; batched over B
-                p = self.parents[c]
-                rot[c] = rot[p] @ rot_local[:, c]
-                pos[c] = pos[p] + (rot[p] @ offsets[:, c, :, None])[..., 0]
-        rot_w, joints = torch.stack(rot, 1), torch.stack(pos, 1)
+            p = par[level]
+            parent_rot = rot_w[:, p]
+            rot_w[:, level] = parent_rot @ rot_local[:, level]
+            joints[:, level] = joints[:, p] + (parent_rot @ offsets[:, level, :, None])[..., 0]
         lin = rot_w @ align
         shift = joints - (lin @ heads[..., None])[..., 0]
         transforms = torch.cat([lin, shift[..., None]], -1)  # (B, J, 3, 4)
