@@ -6,7 +6,8 @@ bone rotated by the smallest rotation that takes the model's segment direction o
 observed one; (2) the root translation by linear least squares on the perspective
 projection; (3) a few Gauss-Newton steps on all of it — 2D reprojection (robust), 3D
 agreement with the world landmarks, a pose prior with hinge limits for knees and elbows,
-a shape prior pulling towards the shape accumulated over earlier frames; (4) the full mesh
+a shape prior pulling towards the shape accumulated over earlier frames (a warm start that
+stays far from the landmarks is retried from the closed form); (4) the full mesh
 skinned once with the final parameters; (5) optional zero-lag One Euro smoothing of the
 output pose (the next frame warm-starts from the unsmoothed fit).
 
