@@ -141,10 +141,10 @@ def cube_for_person(vertices: np.ndarray, camera: Pinhole, image_size: tuple[int
     hi[:2] = np.minimum(hi[:2], (np.array([w - 0.5, h - 0.5]) - [camera.cx, camera.cy]) * z_far / camera.focal_px)
     if mask is not None and mask.any():
         z = float(np.median(v[:, 2]))
-        rows, cols = np.nonzero(mask)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         # Pixel edges of the mask's box, back-projected at depth z.
-        x0, x1 = (cols.min() - camera.cx) * z / camera.focal_px, (cols.max() + 1 - camera.cx) * z / camera.focal_px
-        y0, y1 = (rows.min() - camera.cy) * z / camera.focal_px, (rows.max() + 1 - camera.cy) * z / camera.focal_px
+        x0, x1 = (cols[0] - camera.cx) * z / camera.focal_px, (cols[-1] + 1 - camera.cx) * z / camera.focal_px
+        y0, y1 = (rows[0] - camera.cy) * z / camera.focal_px, (rows[-1] + 1 - camera.cy) * z / camera.focal_px
         # Only where the mask's box overlaps the body's: a mask of someone else is ignored.
         if x0 < hi[0] and x1 > lo[0] and y0 < hi[1] and y1 > lo[1]:
             lo[:2] = np.minimum(lo[:2], [x0, y0])
@@ -283,30 +283,36 @@ def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "
 
 def silhouette_sdf(mask: np.ndarray) -> np.ndarray:
     """(h, w) bool -> (h, w) float32 signed distance in pixels to the mask edge, positive
-    outside, negative inside (exact Euclidean transforms, lightly smoothed so the carve's
-    normals do not show the pixel staircase)."""
+    outside, negative inside (5x5 chamfer transforms, lightly smoothed so the carve's normals
+    do not show the pixel staircase)."""
     m = mask.astype(np.uint8)
-    d_out = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    d_in = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    sdf = np.where(mask, -(d_in - 0.5), d_out - 0.5).astype(np.float32)
+    # The 5x5 chamfer mask is within ~2 % of the exact distance at a fraction of its cost.
+    d_out = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_5)
+    d_in = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_5)
+    # Inside -(d_in - 0.5), outside d_out - 0.5 (each transform is 0 on the other side).
+    sdf = d_out - d_in
+    sdf += 0.5 - m
     return cv2.GaussianBlur(sdf, (0, 0), 1.0)
 
 
-def masked_blur(rgb: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+def masked_blur(bgr: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
     """Blur the person's colours into a fill for the unseen side.
 
-    rgb: (h, w, 3) float32 in [0, 1]; mask: (h, w) bool. Works on a copy scaled to about
+    bgr: (h, w, 3) uint8 frame crop; mask: (h, w) bool. Works on a copy scaled to about
     `size` pixels on its long side, blurs colour and mask together (normalised convolution,
-    so background never bleeds in) and returns (h', w', 3) float32 at that small size."""
+    so background never bleeds in) and returns (h', w', 3) float32 RGB in [0, 1] at that
+    small size."""
     h, w = mask.shape
     s = size / max(h, w)
     small = (max(int(round(w * s)), 2), max(int(round(h * s)), 2))
-    c = cv2.resize(rgb * mask[..., None], small, interpolation=cv2.INTER_AREA)
-    m = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    m8 = mask.astype(np.uint8)
+    c = cv2.resize(cv2.bitwise_and(bgr, bgr, mask=m8), small, interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = cv2.resize(m8 * np.uint8(255), small, interpolation=cv2.INTER_AREA).astype(np.float32)
     sigma = 0.04 * size
     c = cv2.GaussianBlur(c, (0, 0), sigma)
     m = cv2.GaussianBlur(m, (0, 0), sigma)
-    return (c / np.maximum(m, 1e-3)[..., None]).astype(np.float32)
+    rgb = c[..., ::-1] / np.maximum(m, 1e-3)[..., None]
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -365,13 +371,17 @@ def image_window(image_bgr: np.ndarray, mask: np.ndarray | None, cube: CubeMap, 
     x1 = int(np.clip(np.ceil(u.max()) + 3, x0 + 1, w))
     y0 = int(np.clip(np.floor(v.min()) - 2, 0, h - 1))
     y1 = int(np.clip(np.ceil(v.max()) + 3, y0 + 1, h))
-    rgb = cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    m = np.ones(rgb.shape[:2], bool) if mask is None else mask[y0:y1, x0:x1]
+    crop = image_bgr[y0:y1, x0:x1]
+    m = np.ones(crop.shape[:2], bool) if mask is None else mask[y0:y1, x0:x1]
     sil = None if mask is None else torch.from_numpy(silhouette_sdf(m))[None, None]
-    fill = masked_blur(rgb, m, fill_size) if m.any() else rgb
-    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]  # noqa: E731
+    # BGR uint8 (h, w, 3) -> RGB float (1, 3, h, w) in one torch pass.
+    rgb = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[[2, 1, 0]].float().div_(255.0)[None]
+    if m.any():
+        fill = torch.from_numpy(masked_blur(crop, m, fill_size)).permute(2, 0, 1).contiguous()[None]
+    else:
+        fill = rgb
     return ImageWindow(x0, y0, x1 - x0, y1 - y0, (h, w), sil, torch.from_numpy(m.astype(np.float32))[None, None],
-                       as_t(rgb), as_t(fill))
+                       rgb, fill)
 
 
 # ------------------------------------------------------------------ the field
