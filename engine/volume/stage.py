@@ -86,6 +86,7 @@ class VolumeStage:
         check_resolutions(self.settings.resolutions)
         self.device = resolve_device(device)
         self._cube_filter = OneEuroFilter(min_cutoff=0.3, beta=0.5)
+        self._cube_last: np.ndarray | None = None  # (4,) steadied centre and half, metres
         self._pifu = pifu_model
         if self._pifu is None and self.settings.backend in ("auto", "pifu"):
             self._pifu = self._load_pifu()
@@ -125,7 +126,10 @@ class VolumeStage:
 
     def _field_fns(self, frame: Frame, body: BodyResult, perception: PerceptionResult) -> FieldFns | None:
         def steady(cube: CubeMap) -> CubeMap:
-            return steady_cube(cube, self._cube_filter(np.append(cube.centre, cube.half), frame.t_capture))
+            if self._cube_last is not None and is_cut(cube, self._cube_last):
+                self._cube_filter.reset()  # another photo or person: start afresh
+            self._cube_last = self._cube_filter(np.append(cube.centre, cube.half), frame.t_capture)
+            return steady_cube(cube, self._cube_last)
 
         f = build_offline_field(body, perception.segmentation, frame.image, self.settings.size, self.settings.field,
                                 device=self.device, cube_filter=steady if self.settings.smoothing else None)
@@ -146,9 +150,19 @@ class VolumeStage:
     def reset(self) -> None:
         """Forget the steadied cube (each frame's field is otherwise built from scratch)."""
         self._cube_filter.reset()
+        self._cube_last = None
 
     def close(self) -> None:
         self._pifu = None
+
+
+def is_cut(raw: CubeMap, last: np.ndarray, jump: float = 0.5) -> bool:
+    """True when this frame's cube is not a continuation of the steadied one (last: (4,)
+    centre and half): its centre moved by more than `jump` of its half, or its size changed
+    by more than that fraction."""
+    moved = float(np.abs(raw.centre - last[:3]).max()) > jump * raw.half
+    resized = abs(raw.half - float(last[3])) > jump * min(raw.half, float(last[3]))
+    return moved or resized
 
 
 def steady_cube(raw: CubeMap, filtered: np.ndarray) -> CubeMap:
@@ -183,4 +197,4 @@ def volume_result(views: list[RenderedView], yaws_deg: tuple[float, ...], stats:
     )
 
 
-__all__ = ["BACKENDS", "VolumeSettings", "VolumeStage", "steady_cube", "volume_result"]
+__all__ = ["BACKENDS", "VolumeSettings", "VolumeStage", "is_cut", "steady_cube", "volume_result"]

@@ -169,3 +169,20 @@ def test_steady_cube_holds_the_frame_cube_and_reset_forgets_it(inputs):
     stage.reset()
     third = stage.process(Frame(frame.image, 2, 2.0 / 30.0, frame.source_id), moved_ctx)
     assert third.stats["cube_centre_m"][1] == pytest.approx(first.stats["cube_centre_m"][1] + 0.1, abs=0.005)
+
+
+def test_a_jump_to_another_person_restarts_the_steadied_cube(inputs):
+    from engine.volume.offline_field import CubeMap
+    from engine.volume.stage import is_cut
+
+    last = np.array([0.0, 0.0, 3.0, 0.8])
+    assert not is_cut(CubeMap(np.array([0.1, 0.0, 3.0]), 0.85), last)
+    assert is_cut(CubeMap(np.array([0.6, 0.0, 3.0]), 0.8), last)
+    assert is_cut(CubeMap(np.array([0.0, 0.0, 3.0]), 0.4), last)
+    frame, ctx = inputs
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(0.0,)), device="cpu")
+    first = stage.process(frame, ctx)
+    far = capsule_body(offset_y=0.6)
+    far_ctx = {"body": far, "perception": PerceptionResult(image_size=(HEIGHT, WIDTH), segmentation=silhouette(far))}
+    second = stage.process(Frame(frame.image, 1, 1.0 / 30.0, frame.source_id), far_ctx)
+    assert second.stats["cube_half_m"] < 1.05 * first.stats["cube_half_m"]
