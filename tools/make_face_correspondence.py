@@ -99,6 +99,28 @@ def back_project(arrays, vertices, rot, landmarks_px, render, skin_triangle: np.
     return pts, facing
 
 
+def view_slopes(samples: np.ndarray, use: np.ndarray, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """(468, 3, 2) how each point's back-projected position moves with the view: metres per
+    radian of yaw and of pitch, least squares over the views it is used in (one pass
+    without views off by more than 3× the median residual). Zero where the views do not
+    span both angles."""
+    design = np.stack([np.ones_like(yaw), yaw, pitch], 1)
+    slide = np.zeros((samples.shape[1], 3, 2))
+    for j in range(samples.shape[1]):
+        rows = np.flatnonzero(use[:, j])
+        if len(rows) < 6 or np.ptp(yaw[rows]) == 0 or np.ptp(pitch[rows]) == 0:
+            continue
+        for _ in range(2):
+            coef, *_ = np.linalg.lstsq(design[rows], samples[rows, j], rcond=None)
+            resid = np.linalg.norm(design[rows] @ coef - samples[rows, j], axis=1)
+            keep = resid <= 3 * max(np.median(resid), 1e-5)
+            if keep.all():
+                break
+            rows = rows[keep]
+        slide[j] = coef[1:].T
+    return slide
+
+
 def mirror_pairs(face_mesh, image: np.ndarray) -> np.ndarray:
     """(468,) int: the mediapipe point that mirrors each point, from a frontal render and
     its mirror image (optimal one-to-one matching of the two landmark sets)."""
@@ -183,7 +205,7 @@ def main() -> int:
     skin_vertices = np.zeros(len(arrays.mean), bool)
     skin_vertices[arrays.face_vertices] = True
     skin_triangle = np.all(skin_vertices[arrays.triangles], axis=1)
-    samples, facings, yaws = [], [], []
+    samples, facings, yaws, pitches = [], [], [], []
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                          refine_landmarks=True) as face_mesh:
         frontal = render_mesh(arrays.mean, arrays.triangles, arrays.vertex_colours, np.eye(3),
@@ -201,6 +223,7 @@ def main() -> int:
             lm = landmarks_to_pixels(out.multi_face_landmarks[0].landmark, SIZE, SIZE)
             pts, facing = back_project(arrays, vertices, rot, lm, render, skin_triangle)
             yaws.append(yaw)
+            pitches.append(pitch)
             samples.append(pts)
             facings.append(facing)
             if args.debug_dir:
@@ -230,13 +253,24 @@ def main() -> int:
     asym_mm = np.linalg.norm(median - mirrored, axis=1) * 1000
     median = 0.5 * (median + mirrored)
 
+    slide = view_slopes(samples_arr, use, np.radians(yaws), np.radians(pitches))
+    mirror_m = np.array([-1.0, 1.0, 1.0])[:, None]
+    # mirroring flips x and the sign of yaw, keeps pitch
+    slide[:, :, 0] = 0.5 * (slide[:, :, 0] - slide[pairs, :, 0] * mirror_m[:, 0])
+    slide[:, :, 1] = 0.5 * (slide[:, :, 1] + slide[pairs, :, 1] * mirror_m[:, 0])
+
     skin_ids = np.flatnonzero(skin_triangle)
     tri_ids, bary, dist = snap_to_surface(median, arrays.mean, arrays.triangles, skin_ids)
 
     np.savez(args.out, triangle=tri_ids, barycentric=bary.astype(np.float32),
              mediapipe_index=np.arange(NUM_MEDIAPIPE_MESH, dtype=np.int32),
              views_used=use.sum(0).astype(np.int16), spread_mm=spread_mm.astype(np.float32),
-             mirror=pairs.astype(np.int16), asymmetry_mm=asym_mm.astype(np.float32))
+             mirror=pairs.astype(np.int16), asymmetry_mm=asym_mm.astype(np.float32),
+             slide=slide.astype(np.float32))
+    slide_mm = np.linalg.norm(slide, axis=1) * 1000 * np.radians(10)
+    log.info("view-dependent slide per 10° of yaw: median %.2f mm (95th %.2f); of pitch: median %.2f mm (95th %.2f)",
+             np.median(slide_mm[:, 0]), np.percentile(slide_mm[:, 0], 95),
+             np.median(slide_mm[:, 1]), np.percentile(slide_mm[:, 1], 95))
     log.info("wrote %s: %d renders, views used per point median %d (min %d), "
              "spread median %.2f mm (95th %.2f), snap distance median %.2f mm (max %.2f)",
              args.out, len(samples), np.median(use.sum(0)), use.sum(0).min(),

@@ -103,12 +103,13 @@ class FitSettings:
     iterations: int = 1
     refine_above_px: float = 3.0
     extra_iterations: int = 3
+    reslide_deg: float = 2.0
     z_weight: float = 0.15
     noise_m: float = 1.5e-3
     expression_prior: float = 3.0
-    identity_prior: float = 1.0
+    identity_prior: float = 10.0
     oval_weight: float = 1.0
-    identity_frames: int = 30
+    identity_frames: int = 60
     identity_rounds: int = 2
     good_fit_rmse_px: float = 6.0
 
@@ -262,6 +263,16 @@ def predict_landmarks(packed: PackedRows, params: FitParams) -> np.ndarray:
     return (params.scale * q + params.translation[:, None]).T
 
 
+def slide_shift(slide: np.ndarray, params: FitParams) -> np.ndarray:
+    """(L, 3) pixels: where the view-dependent slide of the landmarks (slide (L, 3, 2),
+    model metres per radian of yaw and pitch) moves the projected landmarks at params' view."""
+    yaw, pitch = np.radians(euler_angles(params.rotation)[:2])
+    delta = slide[:, :, 0] * yaw + slide[:, :, 1] * pitch  # (L, 3) model frame
+    shift = params.scale * delta @ params.rotation.T
+    shift[:, 2] *= params.depth_scale
+    return shift
+
+
 def rmse_px(predicted: np.ndarray, observed: np.ndarray) -> float:
     """RMS 2D distance (pixels) between (L, >=2) predicted and observed landmarks."""
     d = predicted[:, :2] - observed[:, :2]
@@ -372,8 +383,20 @@ class FaceFitter:
             iterations += 3
         elif not free_identity:
             params = replace(params, identity=self.identity)
+        slide = self.model.landmark_slide
+        landmarks_obs = observed
+        if slide is not None:
+            # the model's landmark points slide with the view as mediapipe's do; at this
+            # frame's (warm-start) view that is a fixed shift, moved onto the observations
+            observed = landmarks_obs - slide_shift(slide, params)
+        start = params.rotation
         params = gauss_newton(self.packed, observed, params, prior_precision=self.prior_precision,
                               bounds=self.bounds, free_identity=free_identity, iterations=iterations)
+        if slide is not None and rotation_angle_deg(start, params.rotation) > st.reslide_deg:
+            # the view moved: shift again at the new one and refine
+            observed = landmarks_obs - slide_shift(slide, params)
+            params = gauss_newton(self.packed, observed, params, prior_precision=self.prior_precision,
+                                  bounds=self.bounds, free_identity=free_identity, iterations=2)
         raw_rmse = rmse_px(predict_landmarks(self.packed, params), observed)
         if raw_rmse > st.refine_above_px:
             # a fast move took the warm start far from this frame: iterate more

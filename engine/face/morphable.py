@@ -51,6 +51,9 @@ class LinearFaceModel:
     landmark_mediapipe: (L,) int32 the mediapipe FaceMesh index each landmark corresponds to.
     ibug68: (68,) int32 rows of the landmark list that are the iBUG-68 points, in order.
     vertex_colours: (V, 3) float32 BGR in [0, 1] or None (for synthetic renders).
+    landmark_slide: (L, 3, 2) float32 or None: how each landmark's surface point moves
+        with the view (model metres per radian of yaw, of pitch) — mediapipe's points are
+        not fixed on the skin (face-oval points follow the silhouette, others drift).
     """
 
     name: str
@@ -67,6 +70,7 @@ class LinearFaceModel:
     landmark_mediapipe: np.ndarray
     ibug68: np.ndarray
     vertex_colours: np.ndarray | None = None
+    landmark_slide: np.ndarray | None = None
 
     @property
     def num_identity(self) -> int:
@@ -99,6 +103,7 @@ class LinearFaceModel:
         path = correspondence or assets_dir() / "face_correspondence_anny.npz"
         with np.load(path) as z:
             lm_tri, lm_bary, lm_mp = z["triangle"], z["barycentric"], z["mediapipe_index"]
+            slide = z["slide"].astype(np.float32) if "slide" in z.files else None
         mp_to_row = {int(m): i for i, m in enumerate(lm_mp)}
         missing = [int(m) for m in topology.MEDIAPIPE_TO_IBUG68 if int(m) not in mp_to_row]
         if missing:
@@ -119,6 +124,7 @@ class LinearFaceModel:
             landmark_mediapipe=lm_mp.astype(np.int32),
             ibug68=np.array([mp_to_row[int(m)] for m in topology.MEDIAPIPE_TO_IBUG68], np.int32),
             vertex_colours=arrays.vertex_colours,
+            landmark_slide=slide,
         )
 
     @classmethod

@@ -20,7 +20,8 @@ import numpy as np
 from engine.camera import PinholeCamera
 from engine.face.blas_threads import single_threaded_blas
 from engine.face.export import export_face_mesh, export_name
-from engine.face.fit import FaceFitter, FitParams, FitSettings, SmoothingSettings, euler_angles
+from engine.face.fit import (FaceFitter, FitParams, FitSettings, SmoothingSettings, euler_angles,
+                             slide_shift)
 from engine.face.morphable import LinearFaceModel
 from engine.face.result import FaceResult
 from engine.frame import Frame
@@ -113,7 +114,9 @@ def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: 
                 backend: str) -> FaceResult:
     """FaceResult of a fit. Image space is the fit's scaled orthographic projection; camera
     space places the model at depth focal/scale (the weak-perspective depth), so projecting
-    vertices_camera with `camera` lands within the perspective error of vertices_image."""
+    vertices_camera with `camera` lands within the perspective error of vertices_image.
+    landmarks_2d are the iBUG-68 landmark points as mediapipe would place them (surface
+    point plus the view-dependent slide), the same points fit_rmse_px measures."""
     model = mesh.model
     pts = mesh.model_vertices(params.identity, params.expression)
     rot = params.rotation.astype(np.float32)
@@ -128,6 +131,9 @@ def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: 
     lm_rows = model.landmark_vertices[model.ibug68]
     lm_w = model.landmark_weights[model.ibug68]
     lm2d = np.einsum("lk,lkc->lc", lm_w, img[lm_rows, :2])
+    if model.landmark_slide is not None:
+        # the landmarks are where mediapipe sees them: with their view-dependent slide
+        lm2d += slide_shift(model.landmark_slide[model.ibug68], params)[:, :2]
     return FaceResult(
         vertices_image=img,
         vertices_camera=rotated + offset,

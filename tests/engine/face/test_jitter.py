@@ -3,7 +3,7 @@
 mediapipe in tracking mode moves its points by up to ~0.25 px per frame on a repeated
 frame; the fit amplifies that on vertices far from any landmark (the back of the head),
 and the One Euro filter must bring the per-frame vertex motion below 0.5 px. Measured
-after the identity has been frozen and the filters have settled (frame 50 of 80).
+after the identity has been frozen and the filters have settled (frame 80 of 110; the identity freezes at 60).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from engine.face.stage import FaceSettings, FaceStage
 from engine.face.synthetic import render_mesh
 from engine.frame import Frame
 
-N_FRAMES = 80
-SETTLED = 50
+N_FRAMES = 110
+SETTLED = 80
 
 
 def still_motion(image: np.ndarray, smoothing: bool) -> np.ndarray:
