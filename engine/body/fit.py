@@ -65,7 +65,7 @@ class FitSettings:
     damping: float = 1e-3
     smoothing: bool = True
     smooth_min_cutoff: float = 1.5
-    smooth_beta: float = 4.0
+    smooth_beta: float = 2.0
     smooth_position_beta: float = 30.0
 
 
@@ -163,6 +163,7 @@ class AnnyFitter:
         self._beta_acc = self._beta_acc + (beta - self._beta_acc) / n
         if s.smoothing:
             local, root = self._smooth(local, root, obs.time)
+            beta = self._beta_acc  # the shape accumulated over frames: steady, not per-frame noise
         return self.evaluate(local, root, beta, obs, visible, with_mesh)
 
     def _solve(self, obs, visible, state, warm: bool):
