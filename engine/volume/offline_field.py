@@ -8,7 +8,7 @@ and the per-column maps below are laid out over the cube (columns run along z, i
 orthographic); the silhouette carve and the colour use the real pinhole projection.
 
 Occupancy = sigmoid(-d / eps) of a signed distance d in metres (negative inside):
-    d = max(min(d_body - dilate, d_hull), d_silhouette)
+    d = max(min(d_body - dilate, d_hull), d_silhouette)   (min/max rounded over blend_m)
   d_body       the posed body: voxelised by ray parity on a G^3 grid, blurred by a
                Gaussian (sigma voxels), read back trilinearly and turned into a distance
                with the blurred-plane relation b = Phi(-d / sigma) (valid within ~3 sigma);
@@ -62,6 +62,8 @@ class OfflineFieldSettings:
     min_half_thickness_m: the thinnest hull slab (half thickness), metres.
     margin: cube side / the person's largest extent.
     mask_threshold: segmentation probability that counts as the person.
+    blend_m: width over which the creases between body, hull and silhouette are rounded
+        (sharp intersections alias into stripes in the rendered normals).
     eps_cells: occupancy sigmoid width in finest render cells (~1: sharp yet smooth normals).
     back_darken: brightness of the unseen side's fill relative to the blurred frame.
     fill_size: the blurred back fill is computed on a crop scaled to this many pixels."""
@@ -74,6 +76,7 @@ class OfflineFieldSettings:
     min_half_thickness_m: float = 0.03
     margin: float = 1.15
     mask_threshold: float = 0.5
+    blend_m: float = 0.03
     eps_cells: float = 1.0
     back_darken: float = 0.75
     fill_size: int = 48
@@ -273,7 +276,9 @@ def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "
     p8 = present.astype(np.uint8)
     d_out = cv2.distanceTransform(1 - p8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     d_in = cv2.distanceTransform(p8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    d_foot = np.where(present, -(d_in - 0.5), d_out - 0.5) / sx  # map cells -> frame pixels
+    d_foot = np.where(present, -(d_in - 0.5), d_out - 0.5).astype(np.float32)
+    # Smoothed like the silhouette's distance, so the hull's edge shows no cell staircase.
+    d_foot = cv2.GaussianBlur(d_foot, (0, 0), 1.0) / sx  # map cells -> frame pixels
     zfront = np.where(present, zfront0 - settings.dilate_m, zmid - half)
     maps = np.stack((zmid, half, d_foot, zfront, thick)).astype(np.float32)
     return torch.from_numpy(maps)[None]
@@ -292,7 +297,7 @@ def silhouette_sdf(mask: np.ndarray) -> np.ndarray:
     # Inside -(d_in - 0.5), outside d_out - 0.5 (each transform is 0 on the other side).
     sdf = d_out - d_in
     sdf += 0.5 - m
-    return cv2.GaussianBlur(sdf, (0, 0), 1.0)
+    return cv2.GaussianBlur(sdf, (0, 0), 2.0)
 
 
 def masked_blur(bgr: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
@@ -386,6 +391,18 @@ def image_window(image_bgr: np.ndarray, mask: np.ndarray | None, cube: CubeMap, 
 
 # ------------------------------------------------------------------ the field
 
+def smooth_min(a: torch.Tensor, b: torch.Tensor, k: float) -> torch.Tensor:
+    """min(a, b) with its crease rounded over a width k (the polynomial smooth minimum:
+    subtracts at most k / 4 where a == b, nothing where |a - b| >= k)."""
+    h = (k - (a - b).abs()).clamp_min(0.0) / k
+    return torch.minimum(a, b) - h * h * (0.25 * k)
+
+
+def smooth_max(a: torch.Tensor, b: torch.Tensor, k: float) -> torch.Tensor:
+    """max(a, b) with its crease rounded over a width k (see smooth_min)."""
+    return -smooth_min(-a, -b, k)
+
+
 @dataclass
 class OfflineField:
     """Occupancy and colour of one frame's person as functions of cube points.
@@ -418,6 +435,7 @@ class OfflineField:
         x = self.cube.to_camera(p)
         u, v, z = self.camera.project(x)
         px_to_m = z / self.camera.focal_px
+        k = self.settings.blend_m
         d = self.body_distance(p) - self.settings.dilate_m
         d_image = self.window.frame_distance(u, v)
         if self.window.sil is not None:
@@ -425,11 +443,11 @@ class OfflineField:
             grid = self.window.grid(u, v)
             rays = sample2d(self.maps, grid)  # (N, 5)
             d_foot = rays[:, D_FOOT] * px_to_m
-            d_hull = torch.maximum((x[:, 2] - rays[:, ZMID]).abs() - rays[:, HALF],
-                                   torch.maximum(d_foot - self.settings.hull_reach_m, -d_foot))
-            d = torch.minimum(d, d_hull)
+            d_hull = smooth_max(smooth_max((x[:, 2] - rays[:, ZMID]).abs() - rays[:, HALF], -d_foot, k),
+                                d_foot - self.settings.hull_reach_m, k)
+            d = smooth_min(d, d_hull, k)
             d_image = torch.maximum(d_image, sample2d(self.window.sil, grid)[:, 0])
-        d = torch.maximum(d, d_image * px_to_m)
+        d = smooth_max(d, d_image * px_to_m, k)
         return torch.where(x[:, 2] > _NEAR_M, d, torch.full_like(d, self.cube.half))
 
     def occupancy(self, points: torch.Tensor) -> torch.Tensor:
@@ -499,4 +517,4 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
 
 __all__ = ["OfflineFieldSettings", "CubeMap", "Pinhole", "cube_for_person", "warm_up", "voxelize", "blurred_indicator",
            "indicator_to_distance", "depth_range", "ray_maps", "silhouette_sdf", "masked_blur", "ImageWindow",
-           "image_window", "sample2d", "OfflineField", "build_offline_field"]
+           "image_window", "sample2d", "smooth_min", "smooth_max", "OfflineField", "build_offline_field"]
