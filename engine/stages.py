@@ -69,8 +69,9 @@ def build_face(options: StageOptions) -> Stage:
 
     _progress(options, "loading the face model…")
     settings = FaceSettings(backend=options.face_backend, smoothing=options.smoothing,
-                            hfov_deg=options.hfov_deg, export_dir=options.export_dir)
-    return FaceStage(settings, device=options.device)
+                            hfov_deg=options.hfov_deg, export_dir=options.export_dir,
+                            device=options.device)
+    return FaceStage(settings, on_progress=options.on_progress)
 
 
 def build_body(options: StageOptions) -> Stage:
@@ -78,8 +79,9 @@ def build_body(options: StageOptions) -> Stage:
 
     _progress(options, "loading the body model (the first run builds and caches Anny, ~1 min)…")
     settings = BodySettings(backend=options.body_backend, smoothing=options.smoothing,
-                            hfov_deg=options.hfov_deg, export_dir=options.export_dir)
-    return BodyStage(settings, device=options.device, on_progress=options.on_progress)
+                            hfov_deg=options.hfov_deg, export_dir=options.export_dir,
+                            device=options.device, person=options.person)
+    return BodyStage(settings, on_progress=options.on_progress)
 
 
 def build_volume(options: StageOptions) -> Stage:

@@ -71,7 +71,10 @@ def draw_frame_result(frame_result, show_mask: bool = True) -> np.ndarray:
         vis = perception.pose_visibility if perception.pose_visibility is not None else np.ones(33)
         draw_skeleton(image, perception.pose_landmarks[:, :2], vis > 0.5)
     if face is not None:
-        draw_mesh_wireframe(image, face.vertices_image[:, :2], face.triangles)
+        # Semi-transparent wireframe: the face underneath stays readable.
+        layer = image.copy()
+        draw_mesh_wireframe(layer, face.vertices_image[:, :2], face.triangles)
+        cv2.addWeighted(layer, 0.45, image, 0.55, 0, dst=image)
         draw_points(image, face.landmarks_2d, FACE_COLOUR, 2)
     elif perception is not None and perception.face_landmarks is not None:
         draw_points(image, perception.face_landmarks[:, :2], FACE_COLOUR, 1)
