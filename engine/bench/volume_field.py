@@ -6,21 +6,19 @@ work is timed, single-threaded torch (the app's setting on this 2-core machine).
 """
 from __future__ import annotations
 
-import logging
 import statistics
 import time
 from dataclasses import dataclass
 
 import cv2
-import numpy as np
 import torch
 
 from engine.bench import BenchOptions, peak_rss_mb
+from engine.body.result import BodyResult
 from engine.frame import Frame
+from engine.perception.result import PerceptionResult
 from engine.volume.offline_field import OfflineFieldSettings, build_offline_field, warm_up
 from engine.volume.render import render_view
-
-log = logging.getLogger(__name__)
 
 PHOTO = "coco_000000000241.jpg"
 CLIP = "street_people.avi"
@@ -35,8 +33,8 @@ GOAL_FPS = 15.0
 class Input:
     name: str
     frame: Frame
-    body: object
-    perception: object
+    body: BodyResult
+    perception: PerceptionResult
 
 
 def _inputs(options: BenchOptions) -> list[Input]:
@@ -131,7 +129,8 @@ def run(options: BenchOptions) -> str:
             fps_lr, fps_all = 1e3 / lr, 1e3 / (lr + r["build"])
             best.setdefault((size, views), []).append(fps_lr)
             lines.append(f"| {inp.name} | {views} × {size}² | {'→'.join(map(str, r['resolutions']))} | "
-                         f"{r['queries']:.0f} | {r['build']:.1f} | {r['localize']:.1f} ({r['field']:.1f}) | {r['render']:.1f} | "
+                         f"{r['queries']:.0f} | {r['build']:.1f} | {r['localize']:.1f} ({r['field']:.1f}) | "
+                         f"{r['render']:.1f} | "
                          f"{fps_lr:.1f} | {fps_all:.1f} |")
     meets = [f"{v} × {s}²" for (s, v), fps in best.items() if min(fps) >= GOAL_FPS]
     lines += ["",

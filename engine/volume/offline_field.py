@@ -192,7 +192,8 @@ def indicator_to_distance(b: torch.Tensor, sigma_m: float) -> torch.Tensor:
 
 
 @numba.njit(cache=True)
-def depth_range(uv: np.ndarray, z: np.ndarray, faces: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+def depth_range(uv: np.ndarray, z: np.ndarray, faces: np.ndarray, rows: int,
+                cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Nearest and farthest surface depth per map cell (a tiny z-buffer rasteriser).
 
     uv: (V, 2) float64 map coordinates (cell centres at integers); z: (V,) float64 depth,

@@ -24,7 +24,8 @@ def capsule_body(offset_y: float = 0.0) -> BodyResult:
     faces = np.asarray(mesh.faces, np.int32)[:, ::-1]  # swapping two axes flips the winding
     v = v + np.array([0.0, offset_y, DEPTH])
     z = np.zeros((0, 3), np.float32)
-    return BodyResult(vertices=v.astype(np.float32), faces=faces, joints_3d=z, keypoints_2d=np.zeros((0, 2), np.float32),
+    return BodyResult(vertices=v.astype(np.float32), faces=faces, joints_3d=z,
+                      keypoints_2d=np.zeros((0, 2), np.float32),
                       keypoint_visible=np.zeros(0, bool), pose=z, shape=np.zeros(0, np.float32),
                       camera_focal_px=FOCAL, camera_center_px=np.array(CENTRE, np.float32),
                       translation=np.array([0.0, offset_y, DEPTH], np.float32), fit_rmse_px=0.0, backend="test")

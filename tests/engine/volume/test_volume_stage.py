@@ -160,7 +160,8 @@ def test_steady_cube_holds_the_frame_cube_and_reset_forgets_it(inputs):
     stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(0.0,)), device="cpu")
     first = stage.process(frame, ctx)
     moved = capsule_body(offset_y=0.1)
-    moved_ctx = {"body": moved, "perception": PerceptionResult(image_size=(HEIGHT, WIDTH), segmentation=silhouette(moved))}
+    moved_ctx = {"body": moved,
+                 "perception": PerceptionResult(image_size=(HEIGHT, WIDTH), segmentation=silhouette(moved))}
     second = stage.process(Frame(frame.image, 1, 1.0 / 30.0, frame.source_id), moved_ctx)
     # One frame later the steadied centre has moved only part of the way (0.1 m); after a
     # reset it jumps to the new cube (to the mask box's pixel rounding).
