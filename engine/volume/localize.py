@@ -116,6 +116,28 @@ def _upsample2(v: torch.Tensor) -> torch.Tensor:
     return v
 
 
+def _ambiguous2(labels: torch.Tensor) -> torch.Tensor:
+    """(r, r, r) bool coarse labels -> (2r - 1,)^3 bool: fine points whose coarse neighbours
+    (the 1, 2, 4 or 8 lattice points trilinear interpolation would mix) disagree. Separable
+    any/all upsampling on bytes, the same as 0 < upsampled label fraction < 1."""
+    any_, all_ = labels, labels
+    for d in range(3):
+        n = any_.shape[d]
+        shape = list(any_.shape)
+        shape[d] = 2 * n - 1
+        even = [slice(None)] * 3
+        odd = [slice(None)] * 3
+        even[d] = slice(0, None, 2)
+        odd[d] = slice(1, None, 2)
+        new_any, new_all = any_.new_empty(shape), all_.new_empty(shape)
+        new_any[tuple(even)] = any_
+        new_all[tuple(even)] = all_
+        torch.logical_or(any_.narrow(d, 0, n - 1), any_.narrow(d, 1, n - 1), out=new_any[tuple(odd)])
+        torch.logical_and(all_.narrow(d, 0, n - 1), all_.narrow(d, 1, n - 1), out=new_all[tuple(odd)])
+        any_, all_ = new_any, new_all
+    return any_ & ~all_
+
+
 def _upsample_logit(v: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """_upsample2 in logit space: occupancies are sigmoids of roughly linear functions near the
     surface, so interpolating their logits puts the unqueried 0.5 crossing where a plane
@@ -234,8 +256,7 @@ def localize(f: OccupancyFn, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, m
             queried = was
             nq = rounds = 0
             if not (last and mode == "faster"):
-                b = _upsample2(label_c.float())
-                cand = (b > 1e-6) & (b < 1.0 - 1e-6)
+                cand = _ambiguous2(label_c)
                 if not last:
                     # A wider band at coarse levels catches features between lattice points;
                     # at the last level the lossless closure below does that job for less.
