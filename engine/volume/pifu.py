@@ -36,10 +36,21 @@ LOAD_SIZE = 512
 Z_SIZE = 200.0
 MLP_G = (257, 1024, 512, 256, 128, 1)
 MLP_C = (513, 1024, 512, 256, 128, 3)
-# In-the-wild calibration of PIFu's apps/eval.py: orthographic, image y = -world y.
-CALIB_WILD = torch.diag(torch.tensor([1.0, -1.0, 1.0, 1.0]))
-# Our cube (x right, y down, z away) -> PIFu world (x right, y up, z towards the camera).
-PIFU_FROM_CUBE = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
+# In-the-wild calibration of PIFu's apps/eval.py: orthographic, image y = -world y (diagonal).
+CALIB_WILD_DIAG = (1.0, -1.0, 1.0, 1.0)
+# Our cube (x right, y down, z away) -> PIFu world (x right, y up, z towards the camera):
+# a half turn about x (diagonal of the homogeneous 4x4).
+PIFU_FROM_CUBE_DIAG = (1.0, -1.0, -1.0, 1.0)
+
+
+def calib_wild() -> torch.Tensor:
+    """(4, 4) float32 in-the-wild PIFu calibration diag(1, -1, 1, 1)."""
+    return torch.diag(torch.tensor(CALIB_WILD_DIAG))
+
+
+def pifu_from_cube() -> torch.Tensor:
+    """(4, 4) float32 map from cube points to PIFu world points, diag(1, -1, -1, 1)."""
+    return torch.diag(torch.tensor(PIFU_FROM_CUBE_DIAG))
 
 
 # ---------------------------------------------------------------- point features (free functions)
@@ -261,7 +272,7 @@ class PifuField:
 
     occupancy(points (N, 3) float32, cube: x right, y down, z away) -> (N,) in [0, 1];
     color(points) -> (N, 3) RGB in [0, 1] (0.5 tanh + 0.5). Points are mapped to PIFu's
-    world by PIFU_FROM_CUBE and projected with `calib` (default: in-the-wild diag(1, -1, 1, 1)),
+    world by pifu_from_cube() and projected with `calib` (default: in-the-wild diag(1, -1, 1, 1)),
     in chunks of `chunk` points (the MLP holds 1024 x chunk floats per layer).
     """
 
@@ -270,8 +281,8 @@ class PifuField:
         self.model = model
         self.features = features
         self.chunk = chunk
-        calib = CALIB_WILD if calib is None else calib.reshape(4, 4).float()
-        self.calib = (calib @ PIFU_FROM_CUBE)[None].to(model.device)
+        calib = calib_wild() if calib is None else calib.reshape(4, 4).float().cpu()
+        self.calib = (calib @ pifu_from_cube())[None].to(model.device)
 
     @classmethod
     def from_image(cls, model: PifuModel, image: torch.Tensor, calib: torch.Tensor | None = None,
@@ -318,7 +329,7 @@ def load_installed(name_g: str = "pifu-netg", name_c: str | None = "pifu-netc",
 
 
 __all__ = [
-    "CALIB_WILD", "PIFU_FROM_CUBE", "project_orthogonal", "sample_features", "depth_feature", "in_image",
+    "CALIB_WILD_DIAG", "PIFU_FROM_CUBE_DIAG", "calib_wild", "pifu_from_cube", "project_orthogonal", "sample_features", "depth_feature", "in_image",
     "SurfaceClassifier", "HGPIFu", "ResBlkPIFu", "read_state_dict", "PifuFeatures", "PifuModel",
     "load_pifu", "image_tensor", "PifuField", "load_installed",
 ]

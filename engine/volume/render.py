@@ -101,7 +101,7 @@ def first_hit(grid: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor,
     return depth.T.contiguous(), torch.where(hit, k, torch.full_like(k, -1)).T.contiguous()
 
 
-_SOBEL = torch.tensor([1.0, 2.0, 1.0])
+_SOBEL = (1.0, 2.0, 1.0)  # smoothing across the two axes a Sobel difference does not run along
 
 
 def _sobel_gradient(grid: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,7 @@ def _sobel_gradient(grid: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: tor
     yi = (y[:, None] + r).clamp(0, s - 1)
     zi = (z[:, None] + r).clamp(0, s - 1)
     cube = grid[xi[:, :, None, None], yi[:, None, :, None], zi[:, None, None, :]]  # (M, 3, 3, 3)
-    w = _SOBEL.to(grid.device, grid.dtype)
+    w = torch.tensor(_SOBEL, device=grid.device, dtype=grid.dtype)
     d = torch.tensor([-1.0, 0.0, 1.0], device=grid.device, dtype=grid.dtype)
     gx = torch.einsum("mabc,a,b,c->m", cube, d, w, w)
     gy = torch.einsum("mabc,a,b,c->m", cube, w, d, w)
