@@ -61,6 +61,14 @@ class VolumeSettings:
     def size(self) -> int:
         return int(self.resolutions[-1])
 
+    @classmethod
+    def live(cls, backend: str = "auto", hfov_deg: float = 60.0) -> "VolumeSettings":
+        """The interactive setting: one 129 x 129 view from the input camera's side, the one
+        that keeps localisation + rendering of the offline field at >= 15 fps on a 2-core CPU
+        (docs/PERFORMANCE.md, volume_field). The defaults (three 257 x 257 views) are for
+        headless runs."""
+        return cls(backend=backend, hfov_deg=hfov_deg, yaws_deg=(0.0,), resolutions=(17, 33, 65, 129))
+
 
 # (occupancy, colour or None, stats) of one frame, or None when there is nothing to render.
 FieldFns = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor] | None, dict]

@@ -187,3 +187,11 @@ def test_a_jump_to_another_person_restarts_the_steadied_cube(inputs):
     far_ctx = {"body": far, "perception": PerceptionResult(image_size=(HEIGHT, WIDTH), segmentation=silhouette(far))}
     second = stage.process(Frame(frame.image, 1, 1.0 / 30.0, frame.source_id), far_ctx)
     assert second.stats["cube_half_m"] < 1.05 * first.stats["cube_half_m"]
+
+
+def test_live_setting_renders_one_129_view(inputs):
+    settings = VolumeSettings.live(backend="field")
+    assert settings.size == 129 and settings.yaws_deg == (0.0,)
+    result = VolumeStage(settings, device="cpu").process(*inputs)
+    assert result.color.shape == (1, 129, 129, 3)
+    assert np.isfinite(result.depth).mean() > 0.08
