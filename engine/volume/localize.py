@@ -216,6 +216,29 @@ def _lossless_rounds(f: OccupancyFn, values: torch.Tensor, queried: torch.Tensor
     return extra, rounds
 
 
+def _refine_level(f: OccupancyFn, values: torch.Tensor, queried: torch.Tensor, label_c: torch.Tensor,
+                  final_res: int, threshold: float, chunk: int, dilate: bool) -> tuple[int, int]:
+    """Query one level's candidates, then re-check until no conflicts remain.
+
+    values, queried: (r, r, r) upsampled values and queried mask, updated in place;
+    label_c: the coarser level's labels. Returns (queries, re-check rounds)."""
+    r = values.shape[0]
+    cand = _ambiguous2(label_c)
+    if dilate:
+        # A wider band at coarse levels catches features between lattice points; at the
+        # last level the closure below does that job for fewer queries.
+        cand = _dilate(cand)
+    interp_label = values > threshold
+    cand |= _boundary6(interp_label)
+    cand &= ~queried
+    vflat, qflat, lflat = values.view(-1), queried.view(-1), interp_label.view(-1)
+    idx = torch.nonzero(cand.view(-1)).squeeze(1)
+    vflat[idx] = evaluate(f, lattice_points(idx, r, final_res), chunk)
+    qflat[idx] = True
+    extra, rounds = _lossless_rounds(f, vflat, qflat, lflat, idx, r, final_res, threshold, chunk)
+    return int(idx.numel()) + extra, rounds
+
+
 def localize(f: OccupancyFn, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, mode: str = "lossless",
              threshold: float = 0.5, device: torch.device | str = "cpu",
              chunk: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -256,21 +279,7 @@ def localize(f: OccupancyFn, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, m
             queried = was
             nq = rounds = 0
             if not (last and mode == "faster"):
-                cand = _ambiguous2(label_c)
-                if not last:
-                    # A wider band at coarse levels catches features between lattice points;
-                    # at the last level the lossless closure below does that job for less.
-                    cand = _dilate(cand)
-                interp_label = values > threshold
-                cand |= _boundary6(interp_label)
-                cand &= ~queried
-                vflat, qflat, lflat = values.view(-1), queried.view(-1), interp_label.view(-1)
-                idx = torch.nonzero(cand.view(-1)).squeeze(1)
-                vflat[idx] = evaluate(f, lattice_points(idx, r, final), chunk)
-                qflat[idx] = True
-                nq = int(idx.numel())
-                extra, rounds = _lossless_rounds(f, vflat, qflat, lflat, idx, r, final, threshold, chunk)
-                nq += extra
+                nq, rounds = _refine_level(f, values, queried, label_c, final, threshold, chunk, dilate=not last)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         stats["queries_per_level"].append(nq)
