@@ -157,7 +157,8 @@ class HmrBodyEstimator:
         transl = image_translation(cam_np, center, scale, camera.focal_px, principal).astype(np.float32)
         vertices = posed.vertices[0].cpu().numpy() + transl
         joints = posed.joints[0].cpu().numpy() + transl
-        keypoints = camera.project(self._keypoints.gather(joints, vertices))
+        keypoints_3d = self._keypoints.gather(joints, vertices).astype(np.float32)
+        keypoints = camera.project(keypoints_3d)
         visible = self._keypoints.exact.copy()
         rmse = math.nan
         if perception is not None and perception.pose_landmarks is not None:
@@ -170,6 +171,7 @@ class HmrBodyEstimator:
             keypoints_2d=keypoints, keypoint_visible=visible, pose=pose_aa.cpu().numpy().astype(np.float32),
             shape=betas[0].cpu().numpy().astype(np.float32), camera_focal_px=float(camera.focal_px),
             camera_center_px=principal.astype(np.float32), translation=transl, fit_rmse_px=rmse, backend="hmr",
+            joints_2d=camera.project(joints), keypoints_3d=keypoints_3d,
         )
 
     def crop_box(self, frame: Frame, perception: PerceptionResult | None) -> tuple[np.ndarray, float] | None:

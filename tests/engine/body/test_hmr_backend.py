@@ -69,6 +69,10 @@ def test_result_shapes_and_camera_consistency(estimator, frame):
     # Joint-mapped keypoints are the projected camera-space joints.
     idx = [MEDIAPIPE_FROM_SMPL[i].index for i in JOINT_MAPPED]
     np.testing.assert_allclose(result.keypoints_2d[JOINT_MAPPED], camera.project(result.joints_3d[idx]), atol=1e-3)
+    np.testing.assert_allclose(result.joints_2d, camera.project(result.joints_3d), atol=1e-3)
+    assert result.keypoints_3d.shape == (33, 3)
+    np.testing.assert_allclose(result.keypoints_2d, camera.project(result.keypoints_3d), atol=1e-3)
+    np.testing.assert_array_equal(result.keypoints_3d[JOINT_MAPPED], result.joints_3d[idx])
 
     # A 200-vertex model has no SMPL keypoint vertices: only joint keypoints are visible,
     # and of those only the observed ones.
