@@ -6,6 +6,7 @@ work is timed, single-threaded torch (the app's setting on this 2-core machine).
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -103,8 +104,9 @@ def _time_setting(inp: Input, size: int, views: int, repeats: int) -> dict[str, 
         queries.append(nq)
         field_ms.append(spent[0] * 1e3)
     med = lambda xs: statistics.median(xs[1:] or xs)  # noqa: E731
+    best_lr = min(a + b for a, b in zip(loc[1:] or loc, ren[1:] or ren))
     return {"build": med(build), "localize": med(loc), "render": med(ren), "queries": med(queries),
-            "field": med(field_ms),
+            "field": med(field_ms), "best_lr": best_lr,
             "resolutions": resolutions}
 
 
@@ -118,28 +120,36 @@ def run(options: BenchOptions) -> str:
              "median ms per frame; torch 1 thread, CPU. *loc+render fps* is the goal's measure "
              f"(≥ {GOAL_FPS:.0f} fps); *stage fps* adds the field build.", "",
              "| input | views × size | schedule | queries | build | localise (field queries) | render "
-             "| loc+render fps | stage fps |",
+             "| loc+render fps (best) | stage fps |",
              "|---|---|---|---|---|---|---|---|---|"]
-    best: dict[tuple[int, int], list[float]] = {}
+    fps_med: dict[tuple[int, int], list[float]] = {}
+    fps_best: dict[tuple[int, int], list[float]] = {}
     for inp in inputs:
         for size, views in SETTINGS:
             repeats = 1 if options.quick else (5 if size <= 129 else 3)
             r = _time_setting(inp, size, views, repeats)
             lr = r["localize"] + r["render"]
             fps_lr, fps_all = 1e3 / lr, 1e3 / (lr + r["build"])
-            best.setdefault((size, views), []).append(fps_lr)
+            fps_med.setdefault((size, views), []).append(fps_lr)
+            fps_best.setdefault((size, views), []).append(1e3 / r["best_lr"])
             lines.append(f"| {inp.name} | {views} × {size}² | {'→'.join(map(str, r['resolutions']))} | "
                          f"{r['queries']:.0f} | {r['build']:.1f} | {r['localize']:.1f} ({r['field']:.1f}) | "
                          f"{r['render']:.1f} | "
-                         f"{fps_lr:.1f} | {fps_all:.1f} |")
-    meets = [f"{v} × {s}²" for (s, v), fps in best.items() if min(fps) >= GOAL_FPS]
+                         f"{fps_lr:.1f} ({1e3 / r['best_lr']:.1f}) | {fps_all:.1f} |")
+    def meeting(table: dict[tuple[int, int], list[float]]) -> str:
+        ok = [f"{v} × {s}²" for (s, v), fps in table.items() if min(fps) >= GOAL_FPS]
+        return ", ".join(ok) if ok else "none"
+
     lines += ["",
-              f"Settings meeting ≥ {GOAL_FPS:.0f} fps (loc+render) on every input: "
-              + (", ".join(meets) if meets else "none") + ".",
+              f"Settings meeting ≥ {GOAL_FPS:.0f} fps (loc+render) on every input: by the median "
+              f"{meeting(fps_med)}; by the best repeat {meeting(fps_best)}.",
               "*field queries*: the part of *localise* spent inside the field's occupancy (the "
               "~10⁴–10⁵ distance queries per frame); the rest is the lattice work of localisation "
               "(upsampling, candidate bands over R³), and *render* is first hit, normals and colour. "
               "Each view is localised in its own lattice, so views cost nearly linearly.",
+              "*best*: the fastest repeat, nearer the cost without other processes on the cores. "
+              "Load average (1, 5, 15 min) when this finished: "
+              + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + ".",
               "PIFu on CUDA at 512 input: not measured (no GPU in this session).",
               f"Peak RSS of the benchmark process: {peak_rss_mb():.0f} MB."]
     return "\n".join(lines)
