@@ -195,3 +195,19 @@ def test_live_setting_renders_one_129_view(inputs):
     result = VolumeStage(settings, device="cpu").process(*inputs)
     assert result.color.shape == (1, 129, 129, 3)
     assert np.isfinite(result.depth).mean() > 0.08
+
+
+def test_pifu_crop_centres_the_person_at_nine_tenths_of_the_side():
+    from engine.volume.pifu_field import pifu_crop
+
+    image = np.zeros((480, 640, 3), np.uint8)
+    seg = np.zeros((480, 640), np.float32)
+    seg[100:400, 200:300] = 1.0  # 300 rows x 100 columns
+    image[100:400, 200:300] = (10, 20, 30)  # BGR
+    crop = pifu_crop(image, seg)
+    rows, cols = np.nonzero(crop.mask > 0.5)
+    assert (rows.max() + 1 - rows.min()) == pytest.approx(0.9 * 512, abs=2)
+    assert 0.5 * (rows.max() + 1 + rows.min()) == pytest.approx(256, abs=1)
+    assert 0.5 * (cols.max() + 1 + cols.min()) == pytest.approx(256, abs=1)
+    np.testing.assert_array_equal(crop.rgb[256, 256], (30, 20, 10))  # RGB
+    assert crop.rgb[10, 10].sum() == 0 and pifu_crop(image, seg * 0) is None
