@@ -4,8 +4,8 @@ the person's silhouette and the frame itself (no trained network, nothing downlo
 Frames. Camera space is x right, y down, z forward, metres (engine.camera). The field's
 cube [-1, 1]^3 (engine.volume.render: x right, y down, z away from the camera) is the axis-
 aligned box `CubeMap` around the person: X_camera = centre + half * p_cube. The body grid
-and the per-column maps below are laid out over the cube (columns run along z, i.e.
-orthographic); the silhouette carve and the colour use the real pinhole projection.
+is laid out over the cube; the silhouette, the per-ray maps of the body (`ray_maps`) and
+the colour use the real pinhole projection of each point.
 
 Occupancy = sigmoid(-d / eps) of a signed distance d in metres (negative inside):
     d = max(min(d_body - dilate, d_hull), d_silhouette)   (min/max rounded over blend_m)
@@ -118,14 +118,15 @@ class Pinhole:
 # ------------------------------------------------------------------ the cube around the person
 
 def cube_for_person(vertices: np.ndarray, camera: Pinhole, image_size: tuple[int, int],
-                    mask: np.ndarray | None, margin: float = 1.15) -> CubeMap | None:
+                    mask: np.ndarray | None, margin: float = 1.15, reach_m: float = 0.2) -> CubeMap | None:
     """The cube around the visible body and its silhouette.
 
     vertices: (V, 3) camera space, metres; image_size: (H, W); mask: (H, W) bool or None.
     The body's box is clipped to the frame's view at the body's far depth (the field is
     carved at the frame's edges), so a webcam close-up does not spend the cube on legs below
     the frame; the mask's bounding box, back-projected at the body's median depth, widens
-    the box where hair or clothes reach past the body.
+    the box where hair or clothes reach past the body, by at most `reach_m` (the hull never
+    fills farther from the body, and another person's mask must not grow the cube).
     Returns None when no vertex is in front of the camera and in view.
     """
     h, w = image_size
@@ -148,10 +149,8 @@ def cube_for_person(vertices: np.ndarray, camera: Pinhole, image_size: tuple[int
         # Pixel edges of the mask's box, back-projected at depth z.
         x0, x1 = (cols[0] - camera.cx) * z / camera.focal_px, (cols[-1] + 1 - camera.cx) * z / camera.focal_px
         y0, y1 = (rows[0] - camera.cy) * z / camera.focal_px, (rows[-1] + 1 - camera.cy) * z / camera.focal_px
-        # Only where the mask's box overlaps the body's: a mask of someone else is ignored.
-        if x0 < hi[0] and x1 > lo[0] and y0 < hi[1] and y1 > lo[1]:
-            lo[:2] = np.minimum(lo[:2], [x0, y0])
-            hi[:2] = np.maximum(hi[:2], [x1, y1])
+        lo[:2] = np.minimum(lo[:2], np.maximum([x0, y0], lo[:2] - reach_m))
+        hi[:2] = np.maximum(hi[:2], np.minimum([x1, y1], hi[:2] + reach_m))
     half = 0.5 * margin * float(np.max(hi - lo))
     return CubeMap(centre=0.5 * (lo + hi), half=max(half, 0.05))
 
@@ -490,7 +489,7 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
     t0 = time.perf_counter()
     camera = Pinhole(float(body.camera_focal_px), float(body.camera_center_px[0]), float(body.camera_center_px[1]))
     mask = None if segmentation is None else np.asarray(segmentation) > s.mask_threshold
-    cube = cube_for_person(body.vertices, camera, image_bgr.shape[:2], mask, s.margin)
+    cube = cube_for_person(body.vertices, camera, image_bgr.shape[:2], mask, s.margin, s.hull_reach_m + s.dilate_m)
     if cube is None:
         return None
     if cube_filter is not None:

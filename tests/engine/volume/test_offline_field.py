@@ -176,3 +176,15 @@ def test_empty_or_out_of_view_body_gives_none(body, mask, frame):
     assert build_offline_field(empty, mask, frame) is None
     behind = type(body)(**{**body.__dict__, "vertices": body.vertices * np.array([1, 1, -1], np.float32)})
     assert build_offline_field(behind, mask, frame) is None
+
+
+def test_someone_elses_mask_does_not_grow_the_cube(body, mask):
+    camera = Pinhole(FOCAL, *CENTRE)
+    own = cube_for_person(body.vertices, camera, (HEIGHT, WIDTH), mask > 0, SETTINGS.margin, 0.17)
+    crowd = mask.copy()
+    crowd[:, 450:560] = 1  # a tall neighbour on the right, metres away
+    grown = cube_for_person(body.vertices, camera, (HEIGHT, WIDTH), crowd > 0, SETTINGS.margin, 0.17)
+    # The neighbour spans the whole frame height: the box grows by at most the reach at each
+    # end of its longest (vertical) side, and by at most the reach to the right.
+    assert own.half < grown.half <= own.half + 0.17 * SETTINGS.margin + 1e-6
+    assert grown.centre[0] - own.centre[0] <= 0.5 * 0.17 + 1e-6
