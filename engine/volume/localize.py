@@ -14,8 +14,8 @@ Per level (17 -> 33 -> 65 -> 129 -> 257 by default):
    its interpolated label has its 26 neighbours queried, and every unqueried point that
    has a 6-neighbour of the other label is queried ("closure").
 `lossless` does this at every level; `faster` skips the last level's queries altogether,
-as MonoPort's faster mode does: its values are the previous level's (exact-label) values
-upsampled trilinearly in logit space.
+as MonoPort's faster mode does: its values are the trilinear upsampling of the previous
+level's (exact-label) values.
 
 What lossless can and cannot see (provable from the closure rule): after the last level,
 every point with a 6-neighbour of the other label has been queried. A wrongly labelled
@@ -136,14 +136,6 @@ def _ambiguous2(labels: torch.Tensor) -> torch.Tensor:
         torch.logical_and(all_.narrow(d, 0, n - 1), all_.narrow(d, 1, n - 1), out=new_all[tuple(odd)])
         any_, all_ = new_any, new_all
     return any_ & ~all_
-
-
-def _upsample_logit(v: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """_upsample2 in logit space: occupancies are sigmoids of roughly linear functions near the
-    surface, so interpolating their logits puts the unqueried 0.5 crossing where a plane
-    through the queried ones would, rather than where a straight line between two sigmoid
-    values would (which is biased towards the sharper side)."""
-    return torch.sigmoid(_upsample2(torch.logit(v.clamp(eps, 1.0 - eps))))
 
 
 def _dilate(mask: torch.Tensor) -> torch.Tensor:
@@ -270,10 +262,7 @@ def localize(f: OccupancyFn, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, m
             nq, rounds = r ** 3, 0
         else:
             label_c = values > threshold
-            if last and mode == "faster":
-                values = _upsample_logit(values)
-            else:
-                values = _upsample2(values)
+            values = _upsample2(values)
             was = torch.zeros(r, r, r, dtype=torch.bool, device=dev)
             was[::2, ::2, ::2] = queried
             queried = was
