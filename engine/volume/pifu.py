@@ -18,6 +18,7 @@ optionally with a DataParallel `module.` prefix.
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -153,7 +154,12 @@ class ResBlkPIFu(nn.Module):
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a PIFu state_dict or a MonoPort {'net': state_dict} checkpoint and normalise its keys
     to this module's names (`module.` prefixes dropped, `surface_classifier.convN` -> `filters.N`)."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        # weights_only: a downloaded or imported file never gets to run code while loading.
+        obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path}: holds objects other than tensors (e.g. a MonoPort trainer's options); "
+                         f"save only its state_dict, torch.save({{'net': ckpt['net']}}, path): {exc}") from exc
     if isinstance(obj, Mapping) and "net" in obj and isinstance(obj["net"], Mapping):
         obj = obj["net"]
     elif isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):

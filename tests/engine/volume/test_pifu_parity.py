@@ -185,3 +185,15 @@ def test_pifu_field_through_localize_and_render(pifu_model):
     assert same.mean() >= 0.98
     assert np.all((view.color[view.mask] >= 0) & (view.color[view.mask] <= 1))
     assert view.stats["visible"] == int(view.mask.sum())
+
+
+class _NotATensor:
+    pass
+
+
+def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
+    # A trainer checkpoint carrying options objects is refused with advice, never unpickled.
+    path = tmp_path / "trainer.pth"
+    torch.save({"net": {}, "opt": _NotATensor()}, path)
+    with pytest.raises(ValueError, match="other than tensors"):
+        read_state_dict(path)
