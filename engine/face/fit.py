@@ -57,6 +57,31 @@ def euler_angles(rotation: np.ndarray) -> np.ndarray:
     return np.degrees([yaw, pitch, roll])
 
 
+# Model frame (y down, z away) <-> the BFM/3DDFA_V2 frame (y up, z towards the viewer).
+_FLIP_YZ = np.diag([1.0, -1.0, -1.0])
+
+
+def pose_deg(rotation: np.ndarray) -> np.ndarray:
+    """(3,) float64 (yaw, pitch, roll) degrees of a model-frame rotation in 3DDFA_V2's
+    convention (engine.face.pose), so every face back-end reports the same angles: yaw
+    positive when the nose moves to image left, pitch positive looking down, roll positive
+    counter-clockwise in the image. (FaceResult.pose_deg; the fitter's own euler_angles
+    differ in order and in the sign of roll.)"""
+    from engine.face.pose import rotation_to_angles
+
+    return np.degrees(rotation_to_angles(_FLIP_YZ @ np.asarray(rotation, np.float64) @ _FLIP_YZ))
+
+
+def rotation_from_pose_deg(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Inverse of pose_deg: (3, 3) model-frame rotation. 3DDFA_V2's rule reads R as
+    Rz(roll) Ry(-yaw) Rx(pitch) in the BFM frame."""
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    ry = np.array([[math.cos(-y), 0, math.sin(-y)], [0, 1, 0], [-math.sin(-y), 0, math.cos(-y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    return _FLIP_YZ @ (rz @ ry @ rx) @ _FLIP_YZ
+
+
 def rodrigues(omega: np.ndarray) -> np.ndarray:
     """(3, 3) rotation of the axis-angle vector omega (3,) radians."""
     theta = float(np.linalg.norm(omega))

@@ -20,8 +20,7 @@ import numpy as np
 from engine.camera import PinholeCamera
 from engine.face.blas_threads import single_threaded_blas
 from engine.face.export import export_face_mesh, export_name
-from engine.face.fit import (FaceFitter, FitParams, FitSettings, SmoothingSettings, euler_angles,
-                             slide_shift)
+from engine.face.fit import FaceFitter, FitParams, FitSettings, SmoothingSettings, pose_deg, slide_shift
 from engine.face.morphable import LinearFaceModel
 from engine.face.result import FaceResult
 from engine.frame import Frame
@@ -139,7 +138,7 @@ def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: 
         vertices_camera=rotated + offset,
         triangles=model.triangles,
         landmarks_2d=lm2d.astype(np.float32),
-        pose_deg=euler_angles(params.rotation).astype(np.float32),
+        pose_deg=pose_deg(params.rotation).astype(np.float32),
         identity=params.identity.astype(np.float32),
         expression=params.expression.astype(np.float32),
         expression_names=model.expression_names,

@@ -48,6 +48,20 @@ def test_euler_round_trip():
     assert (rotation_matrix(0, 20, 0) @ nose)[1] > 0  # positive pitch: looking down
 
 
+def test_reported_pose_follows_3ddfa_convention():
+    """FaceResult.pose_deg uses 3DDFA_V2's rule (engine.face.pose) so both back-ends agree:
+    yaw > 0 nose to image left, pitch > 0 looking down, roll > 0 counter-clockwise."""
+    from engine.face.fit import pose_deg, rotation_from_pose_deg
+
+    np.testing.assert_allclose(pose_deg(rotation_matrix(20, 0, 0)), [20, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(pose_deg(rotation_matrix(0, 15, 0)), [0, 15, 0], atol=1e-9)
+    np.testing.assert_allclose(pose_deg(rotation_matrix(0, 0, 10)), [0, 0, -10], atol=1e-9)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        r = rotation_matrix(*rng.uniform(-60, 60, 3))
+        np.testing.assert_allclose(rotation_from_pose_deg(*pose_deg(r)), r, atol=1e-12)
+
+
 def test_umeyama_recovers_similarity():
     rng = np.random.default_rng(0)
     src = rng.normal(size=(50, 3))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.face import stage as stage_mod
-from engine.face.fit import rotation_matrix
+from engine.face.fit import pose_deg, rotation_matrix
 from engine.face.morphable import LinearFaceModel
 from engine.face.stage import FaceSettings, FaceStage, choose_backend
 from engine.frame import Frame
@@ -90,7 +90,7 @@ def test_result_fields(model, landmarks):
     assert r.vertices_camera.shape == (v, 3) and r.triangles.shape == model.triangles.shape
     assert r.landmarks_2d.shape == (68, 2) and r.expression.shape == (52,) and r.identity.shape == (40,)
     assert len(r.expression_names) == 52
-    np.testing.assert_allclose(r.pose_deg, [10, -5, 3], atol=0.2)
+    np.testing.assert_allclose(r.pose_deg, pose_deg(rotation_matrix(10, -5, 3)), atol=0.2)
     assert r.fit_rmse_px < 0.2
     # the 68 points are the model's points at mediapipe's iBUG-68 indices
     from engine.face.topology import MEDIAPIPE_TO_IBUG68
@@ -112,7 +112,7 @@ def test_no_face_returns_none_and_recovers(model, landmarks):
     assert stage.process(_frame(2), _ctx(landmarks)) is not None
     assert stage.process(_frame(3), _ctx(None)) is None
     r = stage.process(_frame(4), _ctx(landmarks))
-    np.testing.assert_allclose(r.pose_deg, [10, -5, 3], atol=0.5)
+    np.testing.assert_allclose(r.pose_deg, pose_deg(rotation_matrix(10, -5, 3)), atol=0.5)
 
 
 def test_reset_forgets_identity(model, landmarks):
