@@ -32,15 +32,40 @@ ZOOM_PER_WHEEL_STEP = 1.1
 FPS_WINDOW = 30  # paints averaged for render_fps
 
 
-def surface_format() -> QSurfaceFormat:
-    """OpenGL 3.3 core with depth and 4x MSAA: what the shaders in shaders/ need."""
+def surface_format(samples: int | None = None) -> QSurfaceFormat:
+    """OpenGL 3.3 core with depth: what the shaders in shaders/ need. Multisampling (4x)
+    only on a GPU: software GL (Mesa llvmpipe) pays 3-4x per frame for it, on the GUI
+    thread."""
     fmt = QSurfaceFormat()
     fmt.setRenderableType(QSurfaceFormat.RenderableType.OpenGL)
     fmt.setVersion(3, 3)
     fmt.setProfile(QSurfaceFormat.OpenGLContextProfile.CoreProfile)
     fmt.setDepthBufferSize(24)
-    fmt.setSamples(4)
+    fmt.setSamples((0 if is_software_gl() else 4) if samples is None else samples)
     return fmt
+
+
+def is_software_gl() -> bool:
+    """True when Qt's default OpenGL context is a software rasteriser (llvmpipe,
+    softpipe, swrast), probed once with a throw-away offscreen context."""
+    from PyQt6.QtGui import QOffscreenSurface, QOpenGLContext
+
+    context = QOpenGLContext()
+    if not context.create():
+        return True
+    surface = QOffscreenSurface()
+    surface.create()
+    try:
+        if not context.makeCurrent(surface):
+            return True
+        from OpenGL import GL
+
+        renderer = GL.glGetString(GL.GL_RENDERER) or b""
+        context.doneCurrent()
+    finally:
+        surface.destroy()
+    name = renderer.decode(errors="replace").lower()
+    return any(word in name for word in ("llvmpipe", "softpipe", "swrast", "software"))
 
 
 def hud_lines(stats: Mapping[str, Any]) -> list[str]:
