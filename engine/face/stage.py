@@ -65,27 +65,27 @@ def _installed(name: str) -> tuple[dict[str, Path] | None, str]:
 
 def choose_backend(requested: str) -> tuple[str, dict[str, dict[str, Path]]]:
     """Which back-end runs for `requested`, and the installed paths it needs (by model name).
-    Logs once what is missing when a better back-end cannot be used."""
+    Falls back tddfa -> bfm -> anny, logging once (a warning) what is missing."""
     if requested not in BACKENDS:
         raise ValueError(f"unknown face backend {requested!r}: use one of {BACKENDS}")
     if requested == "anny":
         return "anny", {}
     bfm_paths, bfm_why = _installed(BFM_MODEL)
     missing = [] if bfm_paths else [bfm_why]
-    if requested in ("auto", "tddfa") and bfm_paths:
-        for name in TDDFA_MODELS:
-            paths, why = _installed(name)
-            if paths:
-                return "tddfa", {name: paths, BFM_MODEL: bfm_paths}
-            missing.append(why)
-    elif requested in ("auto", "tddfa"):
-        missing.append(f"3DDFA_V2 needs the BFM ({BFM_MODEL}) too")
+    if requested in ("auto", "tddfa"):
+        tddfa = [(name, *_installed(name)) for name in TDDFA_MODELS]
+        found = next(((name, paths) for name, paths, _ in tddfa if paths), None)
+        if found is not None and bfm_paths:
+            return "tddfa", {found[0]: found[1], BFM_MODEL: bfm_paths}
+        if found is None:
+            missing.append(" / ".join(why for _, _, why in tddfa))
     if bfm_paths:
         if requested != "bfm":
-            log.warning("face back-end: BFM fit (3DDFA_V2 not available: %s)", "; ".join(missing))
+            log.warning("face: 3DDFA_V2 not available (%s), fitting the installed BFM", "; ".join(missing))
         return "bfm", {BFM_MODEL: bfm_paths}
-    log.warning("face back-end %r unavailable (%s): using the offline default (Anny head)",
-                requested, "; ".join(missing))
+    what = "3DDFA_V2 / BFM weights not installed" if requested == "auto" else f"back-end {requested!r} unavailable"
+    log.warning("face: %s, using the offline default (Anny head fitted to mediapipe). %s",
+                what, "; ".join(missing))
     return "anny", {}
 
 
