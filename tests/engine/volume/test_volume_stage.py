@@ -211,3 +211,23 @@ def test_pifu_crop_centres_the_person_at_nine_tenths_of_the_side():
     assert 0.5 * (cols.max() + 1 + cols.min()) == pytest.approx(256, abs=1)
     np.testing.assert_array_equal(crop.rgb[256, 256], (30, 20, 10))  # RGB
     assert crop.rgb[10, 10].sum() == 0 and pifu_crop(image, seg * 0) is None
+
+
+def test_cpu_threads_are_set_for_the_stage_and_restored(inputs, monkeypatch):
+    import engine.volume.stage as stage_module
+
+    seen = []
+    real = stage_module.render_view
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage_module, "render_view", spy)
+    torch.set_num_threads(2)
+    try:
+        VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(0.0,), cpu_threads=1),
+                    device="cpu").process(*inputs)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
