@@ -49,6 +49,7 @@ class _ResultWriter:
         self.fit_rmse: dict[str, list[float]] = {}
         self.timings: dict[str, list[float]] = {}
         self.detections: dict[str, int] = {}
+        self.last_volume = None
 
     def __call__(self, fr: FrameResult) -> None:
         self._jsonl.write(json.dumps(fr.to_json(), separators=(",", ":")) + "\n")
@@ -74,6 +75,8 @@ class _ResultWriter:
             self.options.outputs.send(image, fr.frame.index, fr.frame.t_capture,
                                       results=fr.to_json(), meshes=result_meshes(fr))
         volume = fr.get("volume")
+        if volume is not None:
+            self.last_volume = volume
         if self.options.write_volume and volume is not None:
             strip = volume_strip(volume, 512)
             if strip is not None:
@@ -84,9 +87,20 @@ class _ResultWriter:
 
     def close(self) -> None:
         self._jsonl.close()
+        if self.options.write_volume and self.last_volume is not None:
+            write_volume_views(self.last_volume, self.options.out_dir)
         for writer in (self._overlay, self._volume):
             if writer is not None:
                 writer.close()
+
+
+def write_volume_views(volume, out_dir: Path) -> None:
+    """The last frame's novel views as PNGs: volume_yaw<deg>.png (colour | normals)."""
+    import cv2
+
+    for yaw, colour, normal in zip(volume.yaw_deg, volume.color, volume.normal):
+        name = f"volume_yaw{int(round(float(yaw))):+d}.png"
+        cv2.imwrite(str(out_dir / name), np.concatenate([colour, normal], axis=1))
 
 
 def result_meshes(fr: FrameResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
