@@ -187,6 +187,7 @@ def initial_pose(packed: PackedRows, observed: np.ndarray, identity: np.ndarray,
 
 
 NUM_POSE = 8  # rotation increment (3), log scale, translation (3), log depth scale
+SLIDE_RANGE_DEG = (30.0, 15.0)  # yaw, pitch: the correspondence's renders span ±30°, ±10°
 
 
 def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
@@ -290,8 +291,11 @@ def predict_landmarks(packed: PackedRows, params: FitParams) -> np.ndarray:
 
 def slide_shift(slide: np.ndarray, params: FitParams) -> np.ndarray:
     """(L, 3) pixels: where the view-dependent slide of the landmarks (slide (L, 3, 2),
-    model metres per radian of yaw and pitch) moves the projected landmarks at params' view."""
-    yaw, pitch = np.radians(euler_angles(params.rotation)[:2])
+    model metres per radian of yaw and pitch) moves the projected landmarks at params' view.
+    The angles are clamped to about the range the slide was measured over (SLIDE_RANGE_DEG):
+    a straight line is no guide beyond it."""
+    limit = np.array(SLIDE_RANGE_DEG)
+    yaw, pitch = np.radians(np.clip(euler_angles(params.rotation)[:2], -limit, limit))
     delta = slide[:, :, 0] * yaw + slide[:, :, 1] * pitch  # (L, 3) model frame
     shift = params.scale * delta @ params.rotation.T
     shift[:, 2] *= params.depth_scale
