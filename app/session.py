@@ -38,6 +38,7 @@ class CaptureSession(QObject):
         self._loader: threading.Thread | None = None
         self.source_spec = ""
         self.user_stopped = True
+        self._closing = False
 
     # -- control -----------------------------------------------------------------------
     def start(self, source_spec: str, stage_names: list[str], options: StageOptions,
@@ -56,21 +57,34 @@ class CaptureSession(QObject):
         from engine.sources.factory import open_source
 
         try:
-            self.loading.emit(f"opening {spec}…")
+            self._emit(self.loading, f"opening {spec}…")
             source = open_source(spec, loop=loop, camera_mode=camera_mode or None, realtime=realtime)
             static = type(source).__name__.lower().startswith("image")
             options = replace(options, static_images=static,
-                              on_progress=lambda message: self.loading.emit(message))
+                              on_progress=lambda message: self._emit(self.loading, message))
             stages = self._stages_for(resolve_stage_names(names), options)
         except Exception as exc:  # shown to the user as a dialog; details in the log
             log.warning("could not start %s: %s", spec, exc, exc_info=not _is_user_error(exc))
-            self.failed.emit(str(exc) if _is_user_error(exc) else f"{type(exc).__name__}: {exc}")
+            self._emit(self.failed, str(exc) if _is_user_error(exc) else f"{type(exc).__name__}: {exc}")
+            return
+        if self._closing:  # the window closed while models loaded: start nothing
+            source.close()
             return
         pipeline = Pipeline(source, stages, lossless=False, owns_stages=False)
         with self._lock:
             self._pipeline, self._source = pipeline, source
         pipeline.start()
-        self.started.emit(getattr(source, "source_id", spec))
+        self._emit(self.started, getattr(source, "source_id", spec))
+
+    def _emit(self, signal, *args) -> None:
+        """Emit from the loader thread unless the session is closing (its Qt object may be
+        gone by the time a slow model load finishes)."""
+        if self._closing:
+            return
+        try:
+            signal.emit(*args)
+        except RuntimeError as exc:  # "wrapped C/C++ object ... has been deleted"
+            log.debug("session signal dropped after close: %s", exc)
 
     def _stages_for(self, names: list[str], options: StageOptions) -> list[Stage]:
         """Reuse stages built with the same options (models stay loaded); reset them for
@@ -99,6 +113,9 @@ class CaptureSession(QObject):
         self.user_stopped = True
 
     def close(self) -> None:
+        self._closing = True
+        if self._loader is not None:
+            self._loader.join(timeout=2.0)  # a model load in progress finishes on its own
         self.stop()
         for stage in self._stages.values():
             try:
