@@ -9,9 +9,11 @@ verified, and otherwise says once what is missing and uses the offline field.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -49,7 +51,8 @@ class VolumeSettings:
     cpu_threads: torch threads while this stage runs on the CPU, restored afterwards (None =
         leave them): the lattice work is many small ops, and on a 2-core machine shared with
         capture and mediapipe two threads mostly wait for each other (1 thread measured
-        2.5-6x faster than 2 here)."""
+        2.5-6x faster than 2 here).
+    export_dir: where `request_export()` writes meshes when given no path (None = not set)."""
 
     backend: str = "auto"
     hfov_deg: float = 60.0
@@ -62,6 +65,7 @@ class VolumeSettings:
     pifu_model: str = "pifu-netg"
     pifu_color_model: str | None = "pifu-netc"
     cpu_threads: int | None = 1
+    export_dir: Path | None = None
 
     @property
     def size(self) -> int:
@@ -101,6 +105,7 @@ class VolumeStage:
         self.device = resolve_device(device)
         self._cube_filter = OneEuroFilter(min_cutoff=0.3, beta=0.5)
         self._cube_last: np.ndarray | None = None  # (4,) steadied centre and half, metres
+        self._export_next: Path | None = None
         self._pifu = pifu_model
         if self._pifu is None and self.settings.backend in ("auto", "pifu"):
             self._pifu = self._load_pifu()
@@ -123,6 +128,18 @@ class VolumeStage:
             log.info("volume back-end: PIFu on %s", self.device)
         return model
 
+    def set_yaws(self, yaws_deg: tuple[float, ...]) -> None:
+        """Render these orbit angles from the next frame on (each view costs its own
+        localisation, so a viewer showing one angle should ask for that one only)."""
+        self.settings = dataclasses.replace(self.settings, yaws_deg=tuple(float(y) for y in yaws_deg))
+
+    def request_export(self, path: str | Path | None = None) -> None:
+        """Write the next frame's surface as a coloured mesh to `path` (a file, or a folder for
+        volume_<frame>_<backend>.ply; default settings.export_dir). See export_volume_mesh."""
+        if path is None and self.settings.export_dir is None:
+            raise ValueError("no export path given and VolumeSettings.export_dir is not set")
+        self._export_next = Path(path) if path is not None else Path(self.settings.export_dir)
+
     def process(self, frame: Frame, ctx: StageContext) -> VolumeResult | None:
         body: BodyResult | None = ctx.get("body")
         perception: PerceptionResult | None = ctx.get("perception")
@@ -141,6 +158,12 @@ class VolumeStage:
         stats["ms_build"] = (time.perf_counter() - t0) * 1e3
         views = [render_view(occupancy, color, yaw, self.settings.pitch_deg, self.settings.resolutions,
                              self.settings.mode, device=self.device) for yaw in self.settings.yaws_deg]
+        if self._export_next is not None:
+            target, self._export_next = self._export_next, None
+            if target.suffix == "":
+                target = target / f"volume_{frame.index:06d}_{self.backend}.ply"
+            cube = CubeMap(np.asarray(stats["cube_centre_m"]), stats["cube_half_m"]) if "cube_half_m" in stats else None
+            export_volume_mesh(occupancy, color, target, self.settings.resolutions, cube, self.device)
         return volume_result(views, self.settings.yaws_deg, stats, self.backend)
 
     def _field_fns(self, frame: Frame, body: BodyResult, perception: PerceptionResult) -> FieldFns | None:
@@ -173,6 +196,33 @@ class VolumeStage:
 
     def close(self) -> None:
         self._pifu = None
+
+
+def export_volume_mesh(occupancy: Callable[[torch.Tensor], torch.Tensor],
+                       color: Callable[[torch.Tensor], torch.Tensor] | None, path: Path,
+                       resolutions: tuple[int, ...], cube: CubeMap | None,
+                       device: torch.device | str = "cpu") -> Path:
+    """Localise the field losslessly in the input camera's cube and write its 0.5 level set
+    (marching cubes, vertex colours) to `path` (.ply, .obj, .glb: trimesh decides).
+
+    cube: the offline field's cube; vertices then go to camera-space metres and, like the body
+    export, to mesh viewers' axes (y up, z towards the viewer), so the two meshes line up.
+    None (PIFu): vertices stay in cube units, with the same axis flip."""
+    from engine.volume.localize import localize
+    from engine.volume.mesh import grid_to_mesh
+
+    grid, _ = localize(occupancy, resolutions, "lossless", device=device)
+    mesh = grid_to_mesh(grid, 0.5, color)
+    if len(mesh.faces) == 0:
+        raise ValueError("nothing to export: the field has no surface in this frame")
+    v = np.asarray(mesh.vertices, np.float64)
+    if cube is not None:
+        v = cube.centre + cube.half * v
+    mesh.vertices = v * np.array([1.0, -1.0, -1.0])  # camera (y down, z forward) -> viewer axes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mesh.export(path)
+    log.info("volume mesh: %d vertices, %d faces -> %s", len(mesh.vertices), len(mesh.faces), path)
+    return path
 
 
 @contextlib.contextmanager
@@ -230,4 +280,5 @@ def volume_result(views: list[RenderedView], yaws_deg: tuple[float, ...], stats:
     )
 
 
-__all__ = ["BACKENDS", "VolumeSettings", "VolumeStage", "torch_threads", "is_cut", "steady_cube", "volume_result"]
+__all__ = ["BACKENDS", "VolumeSettings", "VolumeStage", "export_volume_mesh", "torch_threads", "is_cut",
+           "steady_cube", "volume_result"]

@@ -231,3 +231,36 @@ def test_cpu_threads_are_set_for_the_stage_and_restored(inputs, monkeypatch):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
+
+
+def test_export_writes_a_coloured_mesh_in_camera_metres(inputs, tmp_path):
+    import trimesh
+
+    from tests.engine.volume.synthetic_body import DEPTH, LENGTH, RADIUS
+
+    frame, ctx = inputs
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(0.0,)), device="cpu")
+    stage.request_export(tmp_path)
+    stage.process(frame, ctx)
+    path = tmp_path / "volume_000000_field.ply"
+    mesh = trimesh.load(path, process=False)
+    v = np.asarray(mesh.vertices)
+    # Viewer axes (y up, z towards the viewer): the capsule's axis is at z = -DEPTH.
+    np.testing.assert_allclose(0.5 * (v.min(0) + v.max(0)), [0.0, 0.0, -DEPTH], atol=0.03)
+    np.testing.assert_allclose(v.max(0) - v.min(0), [2 * RADIUS, LENGTH + 2 * RADIUS, 2 * RADIUS], atol=0.06)
+    assert mesh.is_watertight
+    assert mesh.visual.vertex_colors.shape == (len(v), 4)
+    # Only the next frame is exported.
+    path.unlink()
+    stage.process(frame, ctx)
+    assert not path.exists()
+    with pytest.raises(ValueError):
+        VolumeStage(VolumeSettings(backend="field", resolutions=SMALL), device="cpu").request_export()
+
+
+def test_set_yaws_changes_the_views(inputs):
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(0.0,)), device="cpu")
+    stage.set_yaws((30.0, 90.0))
+    result = stage.process(*inputs)
+    np.testing.assert_array_equal(result.yaw_deg, [30.0, 90.0])
+    assert result.color.shape[0] == 2
