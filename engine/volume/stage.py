@@ -106,6 +106,7 @@ class VolumeStage:
         self._cube_filter = OneEuroFilter(min_cutoff=0.3, beta=0.5)
         self._cube_last: np.ndarray | None = None  # (4,) steadied centre and half, metres
         self._export_next: Path | None = None
+        self._said_no_mask = False
         self._pifu = pifu_model
         if self._pifu is None and self.settings.backend in ("auto", "pifu"):
             self._pifu = self._load_pifu()
@@ -167,6 +168,9 @@ class VolumeStage:
         return volume_result(views, self.settings.yaws_deg, stats, self.backend)
 
     def _field_fns(self, frame: Frame, body: BodyResult, perception: PerceptionResult) -> FieldFns | None:
+        if perception.segmentation is None and not self._said_no_mask:
+            log.info("volume: no person mask (segmentation off): the offline field is the body alone, uncarved")
+            self._said_no_mask = True
         def steady(cube: CubeMap) -> CubeMap:
             if self._cube_last is not None and is_cut(cube, self._cube_last):
                 self._cube_filter.reset()  # another photo or person: start afresh
