@@ -33,8 +33,8 @@ def machine_line() -> str:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
         if names:
             cpu = names[0]
-    except OSError:
-        pass
+    except OSError:  # no /proc (not Linux): the platform's processor string stays
+        cpu = cpu or "unknown CPU"
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 

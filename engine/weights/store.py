@@ -94,7 +94,7 @@ class HashCache:
             if isinstance(data, dict):
                 self.records = {k: v for k, v in data.items() if isinstance(v, dict)}
         except FileNotFoundError:
-            pass
+            pass  # nothing verified yet: every file is hashed on first use
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable hash cache %s (%s); files will be re-hashed", self.path, exc)
 
