@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from engine.body.result import BodyResult
+from engine.filters import OneEuroFilter
 from engine.frame import Frame
 from engine.perception.result import PerceptionResult
 from engine.stage import StageContext
 from engine.volume.localize import check_resolutions
-from engine.filters import OneEuroFilter
 from engine.volume.offline_field import CubeMap, OfflineFieldSettings, build_offline_field, warm_up
 from engine.volume.render import RenderedView, normal_to_bgr8, render_view, to_bgr8
 from engine.volume.result import VolumeResult
@@ -37,8 +37,9 @@ BACKENDS = ("auto", "field", "pifu")
 @dataclass(frozen=True)
 class VolumeSettings:
     """backend: "auto" | "field" | "pifu".
-    hfov_deg: the input camera's horizontal field of view (the body stage's camera is used
-        when it has one; kept for a common stage-options signature).
+    hfov_deg: the input camera's horizontal field of view; the offline field uses the body
+        result's own camera (fitted with this same setting), so it is kept for the common
+        stage-options signature.
     yaws_deg: orbit angles of the rendered views (0 = the input camera's view; positive
         moves the viewer round to the camera's left, see engine.volume.render).
     pitch_deg: the views' common pitch.
