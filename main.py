@@ -119,7 +119,7 @@ def cmd_run(args, settings) -> int:
         outputs = _make_outputs(args)
         summary = run_headless(source, stages, HeadlessOptions(
             out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress,
-            outputs=outputs))
+            outputs=outputs, export_meshes_dir=(args.out / "meshes") if args.export_meshes else None))
     finally:
         source.close()
     settings.last_source = args.source

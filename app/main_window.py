@@ -102,6 +102,10 @@ class MainWindow(QMainWindow):
         shot.setShortcut(QKeySequence("Ctrl+S"))
         shot.triggered.connect(self._screenshot_dialog)
         bar.addAction(shot)
+        export = QAction("Export meshes", self)
+        export.setShortcut(QKeySequence("Ctrl+E"))
+        export.triggered.connect(self._export_meshes)
+        bar.addAction(export)
         recenter = QAction("Recenter", self)
         recenter.setShortcut(QKeySequence("R"))
         recenter.triggered.connect(self.viewport.reset_orbit)
@@ -284,6 +288,15 @@ class MainWindow(QMainWindow):
                             False if key == "vcam" else "")
                     continue
                 self._outputs[key] = output
+
+    def _export_meshes(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the next face/body meshes to", str(Path.home()))
+        if not folder:
+            return
+        stages = self.session.request_export(Path(folder))
+        self.statusBar().showMessage(
+            f"exporting the next {' and '.join(stages)} mesh to {folder}" if stages
+            else "no face or body stage is running", 5000)
 
     def _screenshot_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "holocap.png", "PNG (*.png)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from dataclasses import replace
 from typing import Any
 
@@ -123,6 +124,17 @@ class CaptureSession(QObject):
             except Exception:
                 log.exception("closing stage %s failed", stage.name)
         self._stages.clear()
+
+    def request_export(self, folder: Path) -> list[str]:
+        """Ask the running face/body stages to write their next mesh into `folder`;
+        returns the names of the stages that will."""
+        asked = []
+        for name in ("face", "body"):
+            stage = self._stages.get(name)
+            if stage is not None and hasattr(stage, "request_export"):
+                stage.request_export(folder)
+                asked.append(name)
+        return asked
 
     # -- state -------------------------------------------------------------------------
     def latest(self) -> FrameResult | None:

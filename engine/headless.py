@@ -30,6 +30,7 @@ class HeadlessOptions:
     outputs: Any = None  # engine.outputs.group.OutputGroup (MJPEG, virtual camera, recorder) or None
     write_overlay: bool = True
     write_volume: bool = True
+    export_meshes_dir: Path | None = None  # per-frame face/body meshes (.ply) when set
 
 
 class _ResultWriter:
@@ -61,6 +62,8 @@ class _ResultWriter:
                 rmse = getattr(result, "fit_rmse_px", None)
                 if rmse is not None and np.isfinite(rmse):
                     self.fit_rmse.setdefault(name, []).append(float(rmse))
+        if self.options.export_meshes_dir is not None:
+            export_frame_meshes(fr, self.options.export_meshes_dir)
         perception = fr.get("perception")
         if perception is not None:
             for key in ("face_landmarks", "pose_landmarks"):
@@ -101,6 +104,22 @@ def write_volume_views(volume, out_dir: Path) -> None:
     for yaw, colour, normal in zip(volume.yaw_deg, volume.color, volume.normal):
         name = f"volume_yaw{int(round(float(yaw))):+d}.png"
         cv2.imwrite(str(out_dir / name), np.concatenate([colour, normal], axis=1))
+
+
+def export_frame_meshes(fr: FrameResult, out_dir: Path) -> None:
+    """Write this frame's face and body meshes as .ply files (metres, y up) into out_dir."""
+    face, body = fr.get("face"), fr.get("body")
+    if face is None and body is None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if face is not None:
+        from engine.face.export import export_face_mesh, export_name as face_name
+
+        export_face_mesh(face, out_dir / face_name(fr.frame.index, face.backend, ".ply"))
+    if body is not None:
+        from engine.body.export import export_mesh, export_name as body_name
+
+        export_mesh(body, out_dir / body_name(fr.frame.index, body.backend, ".ply"))
 
 
 def result_meshes(fr: FrameResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -119,3 +119,17 @@ def test_unknown_stage_is_a_clear_error(tmp_path):
     proc = run_cli("run", "--source", "synthetic", "--headless", "--out", str(tmp_path),
                    "--stages", "perception,telepathy", "--no-progress", "--max-frames", "2", timeout=60)
     assert_clean_failure(proc, "telepathy")
+
+
+def test_export_meshes_writes_loadable_face_and_body_meshes(shared_file, tmp_path):
+    import trimesh
+
+    proc = run_cli("run", "--source", str(shared_file("media/hmr_coco4.png")), "--headless", "--out",
+                   str(tmp_path), "--stages", "face,body", "--export-meshes", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    bodies = sorted((tmp_path / "meshes").glob("body_*.ply"))
+    assert len(bodies) == 1
+    mesh = trimesh.load(bodies[0], process=False)
+    assert len(mesh.vertices) > 1000 and len(mesh.faces) > 1000
+    extent = mesh.bounds[1] - mesh.bounds[0]
+    assert 1.0 < extent.max() < 2.5  # metres: a person-sized body
