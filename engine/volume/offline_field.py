@@ -300,6 +300,19 @@ def silhouette_sdf(mask: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(sdf, (0, 0), 2.0)
 
 
+def scaled_silhouette_sdf(mask: np.ndarray, max_side: int) -> np.ndarray:
+    """silhouette_sdf on a copy of `mask` (h, w) scaled to at most `max_side` pixels on its long
+    side; returns (h', w') float32 in the full-size crop's pixels (it covers the same extent,
+    which is all grid_sample needs)."""
+    h, w = mask.shape
+    s = max_side / max(h, w)
+    if s >= 1.0:
+        return silhouette_sdf(mask)
+    small = (max(int(round(w * s)), 2), max(int(round(h * s)), 2))
+    m = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_AREA) > 0.5
+    return silhouette_sdf(m) * np.float32(w / small[0])
+
+
 def masked_blur(bgr: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
     """Blur the person's colours into a fill for the unseen side.
 
@@ -362,10 +375,13 @@ def sample2d(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 
 
 def image_window(image_bgr: np.ndarray, mask: np.ndarray | None, cube: CubeMap, camera: Pinhole,
-                 fill_size: int) -> ImageWindow:
+                 fill_size: int, sil_max_side: int = 512) -> ImageWindow:
     """Crop the frame to the cube's projection and prepare its maps (see ImageWindow).
 
-    image_bgr: (H, W, 3) uint8; mask: (H, W) bool or None (no carve, whole crop is colour)."""
+    image_bgr: (H, W, 3) uint8; mask: (H, W) bool or None (no carve, whole crop is colour).
+    sil_max_side: the silhouette distance is computed on the crop scaled down to at most this
+    many pixels on its long side (about twice the finest render lattice is all the carve can
+    show; a 1080p close-up would otherwise cost several times more)."""
     h, w = image_bgr.shape[:2]
     corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
     pts = cube.centre + cube.half * corners
@@ -378,7 +394,7 @@ def image_window(image_bgr: np.ndarray, mask: np.ndarray | None, cube: CubeMap, 
     y1 = int(np.clip(np.ceil(v.max()) + 3, y0 + 1, h))
     crop = image_bgr[y0:y1, x0:x1]
     m = np.ones(crop.shape[:2], bool) if mask is None else mask[y0:y1, x0:x1]
-    sil = None if mask is None else torch.from_numpy(silhouette_sdf(m))[None, None]
+    sil = None if mask is None else torch.from_numpy(scaled_silhouette_sdf(m, sil_max_side))[None, None]
     # BGR uint8 (h, w, 3) -> RGB float (1, 3, h, w) in one torch pass.
     rgb = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[[2, 1, 0]].float().div_(255.0)[None]
     if m.any():
@@ -498,7 +514,7 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
     t1 = time.perf_counter()
     b = blurred_indicator(inside, s.blur_vox)
     t2 = time.perf_counter()
-    window = image_window(image_bgr, mask, cube, camera, s.fill_size)
+    window = image_window(image_bgr, mask, cube, camera, s.fill_size, 2 * resolution)
     t3 = time.perf_counter()
     maps = ray_maps(body.vertices, body.faces, camera, window, s)
     t4 = time.perf_counter()
@@ -516,5 +532,5 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
 
 
 __all__ = ["OfflineFieldSettings", "CubeMap", "Pinhole", "cube_for_person", "warm_up", "voxelize", "blurred_indicator",
-           "indicator_to_distance", "depth_range", "ray_maps", "silhouette_sdf", "masked_blur", "ImageWindow",
+           "indicator_to_distance", "depth_range", "ray_maps", "silhouette_sdf", "scaled_silhouette_sdf", "masked_blur", "ImageWindow",
            "image_window", "sample2d", "smooth_min", "smooth_max", "OfflineField", "build_offline_field"]

@@ -3,6 +3,7 @@ occupancy where the body is, the silhouette and the frame edge carving it, the h
 what the mask shows beyond the body, and colours taken from the frame."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -188,3 +189,18 @@ def test_someone_elses_mask_does_not_grow_the_cube(body, mask):
     # end of its longest (vertical) side, and by at most the reach to the right.
     assert own.half < grown.half <= own.half + 0.17 * SETTINGS.margin + 1e-6
     assert grown.centre[0] - own.centre[0] <= 0.5 * 0.17 + 1e-6
+
+
+def test_scaled_silhouette_distance_matches_the_full_size_one(mask):
+    from engine.volume.offline_field import scaled_silhouette_sdf, silhouette_sdf
+
+    m = mask > 0
+    full = silhouette_sdf(m)
+    half = scaled_silhouette_sdf(m, max(m.shape) // 2)
+    assert half.shape == (m.shape[0] // 2, m.shape[1] // 2)
+    # Upsampled back, it agrees with the full-size map near the edge (where it matters) to
+    # about one half-size pixel; the larger smoothing (2 half-size pixels) rounds the caps.
+    up = cv2.resize(half, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_LINEAR)
+    err = np.abs(up - full)[np.abs(full) < 10]
+    assert err.max() < 2.5 and err.mean() < 1.0
+    assert scaled_silhouette_sdf(m, 10_000) is not None and np.array_equal(scaled_silhouette_sdf(m, 10_000), full)
