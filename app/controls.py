@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDockWidget, QDoubleSpinBox,
                              QFormLayout, QGroupBox, QHeaderView, QLineEdit, QMessageBox,
-                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                             QPushButton, QSlider, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.settings import AppSettings
 
@@ -139,6 +139,12 @@ class ControlsDock(QDockWidget):
         person.setCurrentIndex(max(0, person.findData(self.settings.person)))
         person.currentIndexChanged.connect(lambda _i: self._set_and_restart("person", person.currentData()))
         form.addRow("person", person)
+        yaw = QSlider(Qt.Orientation.Horizontal)
+        yaw.setRange(-180, 180)
+        yaw.setValue(int(round(self.settings.volume_yaw_deg)))
+        yaw.setToolTip("orbit angle of the volumetric view")
+        yaw.valueChanged.connect(lambda v: setattr(self.settings, "volume_yaw_deg", float(v)))
+        form.addRow("volume yaw", yaw)
         return box
 
     def _outputs_box(self) -> QGroupBox:

@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.session.started.connect(self._on_started)
         self.session.failed.connect(self._on_failed)
         settings.events.view.connect(self.viewport.set_view_mode)
+        settings.events.volume_yaw_deg.connect(self.session.set_volume_yaw)
         self.viewport.set_mirror(settings.mirror)
         settings.events.mirror.connect(self.viewport.set_mirror)
 
@@ -173,7 +174,8 @@ class MainWindow(QMainWindow):
         s = self.settings
         return StageOptions(device=s.device, face_backend=s.face_backend, body_backend=s.body_backend,
                             volume_backend=s.volume_backend, smoothing=s.smoothing, hfov_deg=s.hfov_deg,
-                            person=None if s.person < 0 else s.person)
+                            person=None if s.person < 0 else s.person, live=True,
+                            volume_yaw_deg=s.volume_yaw_deg)
 
     def restart(self) -> None:
         spec = self.settings.last_source

@@ -92,7 +92,7 @@ class CaptureSession(QObject):
         the new source; build the missing ones."""
         stages = []
         for name in names:
-            key = replace(options, on_progress=None)
+            key = replace(options, on_progress=None, volume_yaw_deg=0.0)  # yaw turns live, no rebuild
             stage = self._stages.get(name)
             if stage is not None and self._stage_key.get(name) == key:
                 stage.reset()
@@ -125,11 +125,17 @@ class CaptureSession(QObject):
                 log.exception("closing stage %s failed", stage.name)
         self._stages.clear()
 
+    def set_volume_yaw(self, yaw_deg: float) -> None:
+        """Turn the live volumetric view without rebuilding anything."""
+        stage = self._stages.get("volume")
+        if stage is not None and hasattr(stage, "set_yaws"):
+            stage.set_yaws((float(yaw_deg),))
+
     def request_export(self, folder: Path) -> list[str]:
         """Ask the running face/body stages to write their next mesh into `folder`;
         returns the names of the stages that will."""
         asked = []
-        for name in ("face", "body"):
+        for name in ("face", "body", "volume"):
             stage = self._stages.get(name)
             if stage is not None and hasattr(stage, "request_export"):
                 stage.request_export(folder)

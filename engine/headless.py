@@ -178,6 +178,8 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
         log.warning("interrupted: finishing the files written so far")
     finally:
         pipeline.close()
+        if not pipeline.join(timeout=60.0):
+            log.warning("a stage is still busy after 60 s; exiting anyway")
         wall = time.monotonic() - t0
         if bar is not None:
             bar.close()

@@ -166,6 +166,14 @@ class Pipeline:
             log.warning("pipeline threads still busy after %.1f s; they will finish on their own", timeout)
         return ok
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for both threads to end (after stop()): a stage finishing its frame in
+        native code must not be cut off by interpreter exit."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not self.running
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the source ended and every frame was processed (or timeout)."""
         return self._ended.wait(timeout)

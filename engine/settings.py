@@ -36,6 +36,7 @@ class AppSettings:
     smoothing: bool = True
     mirror: bool = False
     hfov_deg: float = 60.0
+    volume_yaw_deg: float = 30.0  # orbit angle of the live volumetric view
     person: int = -1  # -1: the largest/most central person; k >= 0: the k-th from the left
     camera_mode: str = ""  # "WxH@fps" or "" for the device default
     show_hud: bool = True

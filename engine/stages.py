@@ -6,7 +6,7 @@ never loads torch models or Anny.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +34,8 @@ class StageOptions:
     person: int | None = None  # None: largest/most central; k: the k-th person from the left
     export_dir: Path | None = None  # per-frame mesh export when set
     on_progress: Callable[[str], None] | None = None  # model-loading messages for the GUI
+    live: bool = False  # interactive use: the volume renders one 129-voxel view, not three 257s
+    volume_yaw_deg: float = 30.0  # the live volume view's orbit angle
 
 
 def resolve_stage_names(requested: list[str] | tuple[str, ...]) -> list[str]:
@@ -88,8 +90,13 @@ def build_volume(options: StageOptions) -> Stage:
     from engine.volume.stage import VolumeSettings, VolumeStage
 
     _progress(options, "preparing the volumetric capture…")
-    return VolumeStage(VolumeSettings(backend=options.volume_backend, hfov_deg=options.hfov_deg),
-                       device=options.device)
+    if options.live:
+        live = VolumeSettings.live(options.volume_backend, options.hfov_deg)
+        settings = replace(live, yaws_deg=(options.volume_yaw_deg,), export_dir=options.export_dir)
+    else:
+        settings = VolumeSettings(backend=options.volume_backend, hfov_deg=options.hfov_deg,
+                                  export_dir=options.export_dir)
+    return VolumeStage(settings, device=options.device)
 
 
 BUILDERS: dict[str, Callable[[StageOptions], Stage]] = {
