@@ -21,15 +21,18 @@ class LatestSlot(Generic[T]):
         self._has_item = False
         self._closed = False
         self.block = block
-        self.dropped = 0
+        self.dropped = 0  # items replaced before being taken, or refused once closed
+        self.put_count = 0  # items offered to put()
 
     def put(self, item: T, timeout: float | None = None) -> bool:
         """Store `item`; returns False if the slot is closed (or a blocking put timed out)."""
         with self._cond:
+            self.put_count += 1
             if self.block:
                 if not self._cond.wait_for(lambda: not self._has_item or self._closed, timeout):
                     return False
             if self._closed:
+                self.dropped += 1
                 return False
             if self._has_item:
                 self.dropped += 1
@@ -47,6 +50,15 @@ class LatestSlot(Generic[T]):
             item, self._item, self._has_item = self._item, None, False
             self._cond.notify_all()
             return item
+
+    def get_nowait(self) -> T | None:
+        """Take the newest item if there is one, without waiting."""
+        return self.get(timeout=0)
+
+    def count_drop(self) -> None:
+        """Count an item refused before it reached the slot (e.g. its consumer stopped)."""
+        with self._cond:
+            self.dropped += 1
 
     def peek(self) -> T | None:
         with self._cond:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Generic, Mapping, Protocol, TypeVar, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
+from engine.slots import LatestSlot
+
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 # What a delivering thread may reasonably hit (disk full, device gone, codec refusal): logged
 # as one line. Anything else is a bug: logged with its traceback. Either stops the output.
@@ -76,60 +77,6 @@ def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
     out = np.zeros((height, width) + image.shape[2:], dtype=image.dtype)
     out[y0:y0 + h, x0:x0 + w] = scaled
     return out
-
-
-class LatestSlot(Generic[T]):
-    """A size-1, latest-wins hand-off between one producer and one consumer thread.
-
-    `put` replaces an item the consumer has not taken yet and counts it in `dropped`.
-    `close` wakes the consumer; `take` then returns None.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: T | None = None
-        self._closed = False
-        self.put_count = 0
-        self.dropped = 0
-
-    def put(self, item: T) -> bool:
-        """Store `item`; returns False (and drops it) when the slot is closed."""
-        with self._cond:
-            if self._closed:
-                self.dropped += 1
-                return False
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-            self.put_count += 1
-            self._cond.notify()
-            return True
-
-    def count_drop(self) -> None:
-        """Count an item refused before reaching the slot (output not running)."""
-        with self._cond:
-            self.dropped += 1
-
-    def take(self, timeout: float | None = None) -> T | None:
-        """Wait up to `timeout` s (None: forever) for an item; None on timeout or close."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
-            item, self._item = self._item, None
-            return item
-
-    def take_nowait(self) -> T | None:
-        with self._cond:
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 @dataclass(frozen=True)
@@ -239,7 +186,7 @@ class ThreadedOutput:
     def _run(self) -> None:
         """Default loop: deliver each image as it arrives."""
         while True:
-            item = self._slot.take()
+            item = self._slot.get()
             if item is None:
                 return
             self._deliver(item)

@@ -81,7 +81,7 @@ class VirtualCamera(ThreadedOutput):
 
     def _run(self) -> None:
         s = self.settings
-        item = self._slot.take()  # nothing to show until the first image arrives
+        item = self._slot.get()  # nothing to show until the first image arrives
         if item is None:
             return
         out = letterbox(item.image, s.width, s.height)
@@ -89,7 +89,7 @@ class VirtualCamera(ThreadedOutput):
             self._camera.send(np.ascontiguousarray(out))
             self._delivered += 1
             self._camera.sleep_until_next_frame()
-            newer = self._slot.take_nowait()
+            newer = self._slot.get_nowait()
             if newer is not None:
                 out = letterbox(newer.image, s.width, s.height)
 

@@ -6,7 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from engine.outputs.base import LatestSlot, Output, OutputItem, ThreadedOutput, letterbox, letterbox_geometry
+from engine.outputs.base import Output, OutputItem, ThreadedOutput, letterbox, letterbox_geometry
+from engine.slots import LatestSlot
 from tests.engine.outputs.synthetic import decode_index, index_image
 
 
@@ -43,17 +44,17 @@ def test_latest_slot_drops_old_and_counts():
     slot: LatestSlot[int] = LatestSlot()
     for i in range(5):
         slot.put(i)
-    assert slot.take(0.1) == 4
+    assert slot.get(0.1) == 4
     assert slot.dropped == 4 and slot.put_count == 5
-    assert slot.take(0.01) is None
+    assert slot.get(0.01) is None
     slot.close()
-    assert slot.put(7) is False and slot.take() is None
+    assert slot.put(7) is False and slot.get() is None
 
 
 def test_latest_slot_wakes_consumer_on_close():
     slot: LatestSlot[int] = LatestSlot()
     got = []
-    t = threading.Thread(target=lambda: got.append(slot.take()))
+    t = threading.Thread(target=lambda: got.append(slot.get()))
     t.start()
     slot.close()
     t.join(2)
