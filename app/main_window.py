@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMain
                              QMessageBox, QProgressDialog, QToolBar, QWidget)
 
 from app.controls import ControlsDock
+from app.log_bridge import LogBridge
 from app.qt_env import sanitize_qt_environment
 from app.session import CaptureSession
 from engine.settings import AppSettings, save_settings
@@ -53,6 +54,9 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("")
         self.statusBar().addPermanentWidget(self.status_label)
 
+        self.log_bridge = LogBridge(parent=self)
+        self.log_bridge.warning.connect(self._on_engine_warning)
+        self.warnings: list[str] = []
         self.session.loading.connect(self._on_loading)
         self.session.started.connect(self._on_started)
         self.session.failed.connect(self._on_failed)
@@ -209,6 +213,11 @@ class MainWindow(QMainWindow):
             self._progress.close()
             self._progress = None
 
+    def _on_engine_warning(self, message: str) -> None:
+        """Engine warnings (missing weights, fallbacks, reconnects) in the status bar."""
+        self.warnings.append(message)
+        self.statusBar().showMessage(message, 15000)
+
     def _on_started(self, source_id: str) -> None:
         self._close_progress()
         self.statusBar().showMessage(f"running: {source_id}", 5000)
@@ -320,6 +329,7 @@ class MainWindow(QMainWindow):
         log.info("screenshot saved to %s", path)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.log_bridge.detach()
         self.settings.window_geometry = bytes(self.saveGeometry()).hex()
         for output in self._outputs.values():
             output.close()

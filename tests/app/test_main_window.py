@@ -129,3 +129,11 @@ def test_settings_persist_across_windows(qtbot, tmp_path):
     win.close()
     loaded = load_settings()
     assert loaded.view == "split" and loaded.stages["body"] is False
+
+
+def test_missing_weights_warning_reaches_the_status_bar(qtbot, window):
+    import logging
+
+    logging.getLogger("engine.face.stage").warning("face back-end 'tddfa' unavailable: using the offline default")
+    qtbot.waitUntil(lambda: any("unavailable" in w for w in window.warnings), timeout=2000)
+    assert "unavailable" in window.statusBar().currentMessage()
