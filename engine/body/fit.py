@@ -30,7 +30,10 @@ from engine.body.anny_kinematics import (
     skinning_transforms, subtree_matrix,
 )
 from engine.body.anny_model import AnnyBodyData
-from engine.body.fit_geometry import LH, LS, RH, RS, project, solve_spd, solve_translation, trunk_orientation
+from engine.body.fit_geometry import (
+    LH, LS, RH, RS, depth_step_scale, in_view, project, refine_translation, solve_spd,
+    solve_translation, translation_from_scale, trunk_orientation, upright_residual,
+)
 from engine.body.smoothing import PoseSmoother
 from engine.camera import PinholeCamera
 
@@ -43,18 +46,32 @@ class FitSettings:
     restart_px: when a warm-started fit stays this far (RMS px) from the landmarks, also try
     a fresh closed-form start and keep the better of the two.
     visibility_threshold: mediapipe visibility above which a 2D landmark is used.
+    border_fraction: a landmark is used only inside the image, at least this fraction of
+    the image's smaller side from its edges. mediapipe also places the landmarks it cannot
+    see (the hips of a face close-up, often with a high visibility), and those at the very
+    edge are extrapolated.
+    min_depth: metres; no step of the fit brings the root nearer to the camera than this
+    (nor halves its depth at once), so the projection is never linearised behind it.
+    upright_prior: when the hips are out of view (a webcam framing: head and shoulders),
+    pull of the trunk towards upright in the camera's axes (mm per radian of tilt); the
+    rest of the body then hangs below the frame instead of leaning to fit landmark noise.
     weight_3d: weight of the world-landmark agreement relative to the 2D term.
     robust_mm: 2D residuals beyond this (mm at the person) are down-weighted (Huber).
     prior_scale: multiplies every pose prior (topology.BONE_PRIOR and hinge limits).
     shape_prior: pull of β towards the population mean (mm per unit β).
     shape_memory: pull towards the accumulated shape after `shape_frames` frames (mm per unit β).
     smoothing: One Euro filtering of the output pose (min_cutoff Hz; beta Hz per rad/s;
-    position_beta Hz per m/s). Tuned to steady a still body without visible lag when moving."""
+    position_beta Hz per m/s). Tuned to steady a still body without visible lag when moving,
+    for a body `smooth_depth` metres away; nearer, the cut-offs rise as smooth_depth / depth
+    (the same pixel jitter is a smaller rotation there, and the same lag more pixels)."""
 
     iterations_first: int = 10
     iterations_tracking: int = 4
     restart_px: float = 12.0
     visibility_threshold: float = 0.5
+    border_fraction: float = 0.02
+    min_depth: float = 0.1
+    upright_prior: float = 100.0
     weight_3d: float = 0.3
     robust_mm: float = 40.0
     prior_scale: float = 1.0
@@ -67,6 +84,7 @@ class FitSettings:
     smooth_min_cutoff: float = 1.5
     smooth_beta: float = 2.0
     smooth_position_beta: float = 30.0
+    smooth_depth: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -121,8 +139,13 @@ class AnnyFitter:
         self._tree_omega = self._tree @ self.rig.omega  # (K, F)
         self._ancestors = sub.T[self.rig.bone]  # (P, J): bone a is an ancestor-or-self of pair p's
         self._weights = np.asarray(topo.LANDMARK_WEIGHTS)
+        self._weights_close_up = np.asarray(topo.CLOSE_UP_WEIGHTS)
         self._skin = skinning_matrix(data)
-        self._prior = self.settings.prior_scale * np.array([topo.BONE_PRIOR[b] for b in topo.FIT_BONES])
+        # (F, 3): stiffness about the model's x, y, z axes (isotropic in BONE_PRIOR).
+        self._prior = self.settings.prior_scale * np.repeat(
+            np.array([topo.BONE_PRIOR[b] for b in topo.FIT_BONES])[:, None], 3, axis=1)
+        self._limb_evidence = [(topo.FIT_BONES.index(b), np.asarray(marks))
+                               for b, marks in topo.LIMB_EVIDENCE.items()]
         self._hinge = {i: np.asarray(topo.HINGE_AXES[b]) for i, b in enumerate(topo.FIT_BONES)
                        if b in topo.HINGE_AXES}
         self.reset()
@@ -136,16 +159,40 @@ class AnnyFitter:
         self._frames = 0
         self._smoother = PoseSmoother(s.smooth_min_cutoff, s.smooth_beta, s.smooth_position_beta)
 
+    def drop_track(self) -> None:
+        """Forget the previous frame's pose (the next frame starts from the closed form) but
+        keep the accumulated shape: after a frame whose fit was rejected."""
+        self._local = None
+        self._root = None
+        self._smoother.reset()
+
     @property
     def shape(self) -> np.ndarray:
         """(S,) the shape accumulated so far."""
         return self._beta_acc.copy()
 
     # -- one frame ---------------------------------------------------------------------
+    def visible(self, obs: Observation) -> np.ndarray:
+        """(K,) bool: the landmarks the fit uses (visible enough and inside the image)."""
+        s = self.settings
+        return (obs.visibility > s.visibility_threshold) & self.in_view(obs)
+
+    def close_up(self, obs: Observation) -> bool:
+        """Whether the hips are out of view (a webcam framing: head and shoulders). Then
+        the world landmarks are not used (their origin, the hip centre, is a guess), the
+        trunk is held upright, unseen limbs near the reference pose, and all landmarks
+        weigh the same (topology.CLOSE_UP_WEIGHTS)."""
+        return not bool(self.in_view(obs)[[LH, RH]].all())
+
+    def in_view(self, obs: Observation) -> np.ndarray:
+        """(K,) bool: the landmarks inside the image, away from its edges (any visibility)."""
+        border = self.settings.border_fraction * min(obs.camera.width, obs.camera.height)
+        return in_view(obs.points_2d, obs.camera, border)
+
     def fit(self, obs: Observation, with_mesh: bool = True) -> FitOutput:
         s = self.settings
         state = rest_state(self.data, self._beta_acc)
-        visible = obs.visibility > s.visibility_threshold
+        visible = self.visible(obs)
         if self._local is None:
             local, root, beta, _ = self._solve(obs, visible, state, warm=False)
         else:
@@ -209,14 +256,27 @@ class AnnyFitter:
             facing_away = obs.points_2d[LS, 0] < obs.points_2d[RS, 0]
             if facing_away:
                 local[0] = rodrigues(np.array([0.0, np.pi, 0.0]))
-        visible = obs.visibility > self.settings.visibility_threshold
-        root = self._solve_root(local, np.zeros(3), beta, state, obs, visible)
+        root = self._solve_root(local, np.zeros(3), beta, state, obs, self.visible(obs))
         return local, root if root is not None else np.array([0.0, 0.0, 3.0])
 
     def _solve_root(self, local, root, beta, state, obs, visible) -> np.ndarray | None:
+        """Root translation for the given pose: the linear least-squares solution and a
+        start from the points' size (which cannot fall behind the camera when the linear
+        one is degenerate, e.g. a face close-up), each refined on the pixel error; the
+        better one. None when fewer than two landmarks are visible."""
         rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), np.zeros(3))
         pts = self._points(rot, pos, beta, state)[0]
-        return solve_translation(pts, obs.points_2d, self._weights * visible, obs.camera)
+        weights = self._landmark_weights(obs) * visible
+        best, best_err = None, np.inf
+        for start in (solve_translation(pts, obs.points_2d, weights, obs.camera),
+                      translation_from_scale(pts, obs.points_2d, weights, obs.camera)):
+            if start is None:
+                continue
+            t, err = refine_translation(pts, obs.points_2d, weights, obs.camera, start,
+                                        min_depth=self.settings.min_depth)
+            if err < best_err and np.all(pts[weights > 0, 2] + t[2] > 0):
+                best, best_err = t, err
+        return best
 
     # -- Gauss-Newton ------------------------------------------------------------------
     def _offsets(self, beta: np.ndarray, state: RestState) -> np.ndarray:
@@ -256,22 +316,30 @@ class AnnyFitter:
         uv, duv = project(pts, obs.camera)
         mm_per_px = 1000.0 * max(root[2], 0.3) / obs.camera.focal_px
         err = (uv - obs.points_2d) * mm_per_px
-        w = self._weights * visible
+        w = self._landmark_weights(obs) * visible
         norm = np.linalg.norm(err, axis=1)
         w = w * np.where(norm > s.robust_mm, np.sqrt(s.robust_mm / np.maximum(norm, 1e-9)), 1.0)
         rows_r.append((err * w[:, None]).ravel())
         rows_j.append(((duv @ jac) * (mm_per_px * w)[:, None, None]).reshape(-1, n))
-        # 3D agreement with the world landmarks, relative to the hip centre.
-        if obs.world is not None and s.weight_3d > 0:
+        close_up = self.close_up(obs)
+        # 3D agreement with the world landmarks, relative to the hip centre. Only with the
+        # hips in view: otherwise the hip centre the world points hang from is a guess, and
+        # on a face close-up mediapipe's world skeleton is distorted (the head ~20 cm in
+        # front of the shoulders and only ~10 cm above them).
+        if obs.world is not None and s.weight_3d > 0 and not close_up:
             rel = pts - 0.5 * (pts[LH] + pts[RH])
             jrel = jac - 0.5 * (jac[LH] + jac[RH])[None]
             w3 = 1000.0 * s.weight_3d * self._weights * (0.5 + 0.5 * obs.visibility)
             rows_r.append(((rel - obs.world) * w3[:, None]).ravel())
             rows_j.append((jrel * w3[:, None, None]).reshape(-1, n))
         # Pose prior and hinge limits on each fitted bone's local rotation.
-        r_prior, j_prior = self._pose_prior(local, rot, n)
+        r_prior, j_prior = self._pose_prior(local, rot, n, *self._frame_prior(obs, close_up))
         rows_r.append(r_prior)
         rows_j.append(j_prior)
+        if close_up and s.upright_prior > 0:
+            r_up, j_up = upright_residual(rot[0], s.upright_prior)
+            rows_r.append(r_up)
+            rows_j.append(np.pad(j_up, ((0, 0), (0, n - 3))))  # the root's ω is columns 0-2
         # Shape: towards the population mean and towards the accumulated shape.
         if s.fit_shape:
             n_shape = len(beta)
@@ -286,21 +354,48 @@ class AnnyFitter:
         h = j.T @ j
         h[np.diag_indices(n)] += s.damping * np.diag(h) + 1e-6
         delta = -solve_spd(h, j.T @ r)
+        delta *= depth_step_scale(root[2], delta[3 * len(self.fit_bones) + 2], s.min_depth)
         return self._apply(local, rot, root, beta, delta)
 
-    def _pose_prior(self, local, rot, n) -> tuple[np.ndarray, np.ndarray]:
-        """Residual rows M_f φ_f (φ = the local rotation vector) and d/dω ≈ M_f Rg_parentᵀ."""
+    def _landmark_weights(self, obs: Observation) -> np.ndarray:
+        """(K,) weight of each landmark in this frame: topology.LANDMARK_WEIGHTS, or
+        CLOSE_UP_WEIGHTS when the hips are out of view."""
+        return self._weights_close_up if self.close_up(obs) else self._weights
+
+    def _frame_prior(self, obs: Observation, close_up: bool) -> tuple[np.ndarray, np.ndarray]:
+        """This frame's pose prior: (F, 3) stiffness (topology.BONE_PRIOR) and (F,) target
+        flexion of the hinge bones (radians, 0 = the reference pose). On a close-up (no
+        world landmarks to guide them) the limbs none of whose landmarks is visible (seen
+        and inside the image) are held at OUT_OF_VIEW_PRIOR, hinges at OUT_OF_VIEW_FLEX."""
+        prior = self._prior.copy()
+        flex = np.zeros(len(prior))
+        if not close_up:
+            return prior, flex
+        seen = self.visible(obs)
+        for f, marks in self._limb_evidence:
+            if not seen[marks].any():
+                prior[f] = np.maximum(prior[f], self.settings.prior_scale * topo.OUT_OF_VIEW_PRIOR)
+                flex[f] = topo.OUT_OF_VIEW_FLEX.get(topo.FIT_BONES[f], 0.0)
+        return prior, flex
+
+    def _pose_prior(self, local, rot, n, prior: np.ndarray, flex_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residual rows M_f φ_f (φ = the local rotation vector) and d/dω ≈ M_f Rg_parentᵀ.
+        prior: (F, 3) stiffness per fitted bone and model axis (mm per radian);
+        flex_target: (F,) hinge flexion (radians) the hinge prior pulls towards."""
         bones = self.fit_bones[1:]  # the root is free
         phi = rotation_log(local[bones])  # (F-1, 3)
         d_phi = np.swapaxes(rot[self.parents[bones]], -1, -2)
-        m = self._prior[1:, None, None] * np.eye(3)  # (F-1, 3, 3)
+        m = prior[1:, :, None] * np.eye(3)  # (F-1, 3, 3) diagonal
         extra = []
         for f, axis in self._hinge.items():
             i = f - 1
             flex = float(axis @ phi[i])
             scale = self.settings.prior_scale
             m[i] = scale * topo.HINGE_OFF_AXIS * (np.eye(3) - np.outer(axis, axis))
-            extra.append((f, (self._prior[f] if flex >= 0 else scale * topo.HINGE_HYPEREXTENSION) * axis))
+            if flex_target[f] != 0.0:  # a set flexion (an unseen forearm): both ways alike
+                extra.append((f, prior[f].max() * axis, flex_target[f]))
+            else:
+                extra.append((f, (prior[f].max() if flex >= 0 else scale * topo.HINGE_HYPEREXTENSION) * axis, 0.0))
         mj = m @ d_phi  # (F-1, 3, 3)
         r = (m @ phi[..., None]).ravel()
         j = np.zeros((len(bones), 3, n))
@@ -310,8 +405,8 @@ class AnnyFitter:
         if extra:
             je = np.zeros((len(extra), n))
             re = np.zeros(len(extra))
-            for row, (f, vec) in enumerate(extra):
-                re[row] = vec @ phi[f - 1]
+            for row, (f, vec, target) in enumerate(extra):
+                re[row] = vec @ phi[f - 1] - np.linalg.norm(vec) * target
                 je[row, 3 * f:3 * f + 3] = vec @ d_phi[f - 1]
             r, j = np.concatenate([r, re]), np.vstack([j, je])
         return r, j
@@ -331,7 +426,8 @@ class AnnyFitter:
 
     # -- output ------------------------------------------------------------------------
     def _smooth(self, local, root, t):
-        rot, root = self._smoother(local[self.fit_bones], root, t)
+        gain = self.settings.smooth_depth / max(float(root[2]), self.settings.min_depth)
+        rot, root = self._smoother(local[self.fit_bones], root, t, max(gain, 1.0))
         local = local.copy()
         local[self.fit_bones] = rot
         return local, root

@@ -59,6 +59,103 @@ def solve_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
     return t
 
 
+def in_view(points_2d: np.ndarray, camera: PinholeCamera, border_px: float = 0.0) -> np.ndarray:
+    """(K,) bool: which pixels (K, 2) lie inside the image, at least border_px from its edges.
+
+    mediapipe reports every landmark, also those outside the frame (their position is a
+    guess from the visible body, and their visibility is sometimes high)."""
+    u, v = points_2d[:, 0], points_2d[:, 1]
+    return ((u >= border_px) & (u <= camera.width - border_px)
+            & (v >= border_px) & (v <= camera.height - border_px) & np.isfinite(points_2d).all(axis=1))
+
+
+def translation_from_scale(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
+                           camera: PinholeCamera) -> np.ndarray | None:
+    """Root translation from the size and centre of the observed points (weak perspective).
+
+    points: (K, 3) model points posed about a root at the origin; uv: (K, 2) pixels;
+    weights: (K,) >= 0. Depth z = f · (model spread in x, y) / (pixel spread), both RMS
+    about the weighted centroids; then x, y put the centroid on the observed one. A start
+    for refine_translation that cannot land behind the camera; None when fewer than two
+    points carry weight or they coincide."""
+    keep = weights > 0
+    if keep.sum() < 2:
+        return None
+    w = weights[keep] / weights[keep].sum()
+    p, q = points[keep], uv[keep]
+    p_mean, q_mean = w @ p, w @ q
+    spread_model = np.sqrt(w @ np.sum((p[:, :2] - p_mean[:2]) ** 2, axis=1))
+    spread_px = np.sqrt(w @ np.sum((q - q_mean) ** 2, axis=1))
+    if spread_px < 1e-6 or spread_model < 1e-6:
+        return None
+    z = camera.focal_px * spread_model / spread_px
+    centre = np.array([camera.cx, camera.cy])
+    xy = (q_mean - centre) * z / camera.focal_px
+    return np.array([xy[0] - p_mean[0], xy[1] - p_mean[1], z - p_mean[2]])
+
+
+def refine_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
+                       camera: PinholeCamera, start: np.ndarray, iterations: int = 6,
+                       min_depth: float = 0.1) -> tuple[np.ndarray, float]:
+    """Gauss-Newton on the pixel reprojection error over the translation t alone.
+
+    points (K, 3) about the root at the origin, uv (K, 2) pixels, weights (K,) >= 0,
+    start (3,) metres. Each step is shortened so that no weighted point comes nearer
+    than min_depth (metres) or halves its depth: the projection is never linearised
+    behind the camera. Returns t (3,) and the weighted RMS pixel error."""
+    keep = weights > 0
+    p, q, w = points[keep], uv[keep], weights[keep]
+    t = np.asarray(start, np.float64).copy()
+
+    def rms(tt: np.ndarray) -> float:
+        proj, _ = project(p + tt, camera)
+        return float(np.sqrt(w @ np.sum((proj - q) ** 2, axis=1) / w.sum()))
+
+    for _ in range(iterations):
+        proj, jac = project(p + t, camera)
+        r = ((proj - q) * np.sqrt(w)[:, None]).ravel()
+        j = (jac * np.sqrt(w)[:, None, None]).reshape(-1, 3)
+        h = j.T @ j
+        h[np.diag_indices(3)] *= 1.0 + 1e-3
+        step = -solve_spd(h + 1e-9 * np.eye(3), j.T @ r)
+        depth = p[:, 2] + t[2]
+        floor = np.maximum(0.5 * depth, min_depth)
+        if step[2] < 0:
+            room = np.min(depth - floor)
+            if room <= 0:
+                break
+            step *= min(1.0, room / -step[2])
+        t = t + step
+        if np.linalg.norm(step) < 1e-6:
+            break
+    return t, rms(t)
+
+
+def depth_step_scale(depth: float, step: float, min_depth: float) -> float:
+    """Fraction (0, 1] of a Gauss-Newton step to take so that a depth (metres) changed by
+    `step` stays at least max(depth / 2, min_depth): the linearised projection is only
+    trusted near the current depth, never across the camera plane."""
+    floor = max(0.5 * depth, min_depth)
+    if step >= 0 or depth + step >= floor:
+        return 1.0
+    return max(depth - floor, 0.0) / -step
+
+
+def upright_residual(root_rot: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Residual (3,) and its Jacobian (3, 3) w.r.t. a world-frame rotation increment ω of
+    the root (R ← exp(ω) R) for "the trunk is upright": the model's down axis (its +y,
+    R[:, 1]) along the camera's down axis (+y). |r| ≈ weight · tilt angle (radians);
+    turning about the vertical axis costs nothing."""
+    down = root_rot[:, 1]
+    r = weight * (down - np.array([0.0, 1.0, 0.0]))
+    # d(R e_y) = ω × (R e_y) = −skew(R e_y) ω
+    jac = np.zeros((3, 3))
+    jac[0, 1], jac[0, 2] = down[2], -down[1]
+    jac[1, 0], jac[1, 2] = -down[2], down[0]
+    jac[2, 0], jac[2, 1] = down[1], -down[0]
+    return r, weight * jac
+
+
 def trunk_orientation(world: np.ndarray) -> np.ndarray | None:
     """(3, 3) rotation taking the model's reference trunk (hips along +x, spine up along −y)
     onto the observed one, from world landmarks (K, 3); None if degenerate."""

@@ -33,7 +33,9 @@ class RotationOneEuro:
         self._speed: np.ndarray | None = None
         self._t: float | None = None
 
-    def __call__(self, rot: np.ndarray, t: float) -> np.ndarray:
+    def __call__(self, rot: np.ndarray, t: float, gain: float = 1.0) -> np.ndarray:
+        """rot: (N, 3, 3) at time t (seconds) -> filtered (N, 3, 3). gain multiplies both
+        cut-off terms (min_cutoff and beta · speed): > 1 filters less (see PoseSmoother)."""
         if self._rot is None or self._t is None or self._rot.shape != rot.shape:
             self._rot, self._speed, self._t = rot.copy(), np.zeros(len(rot)), t
             return rot.copy()
@@ -43,22 +45,30 @@ class RotationOneEuro:
         step = rotation_log(np.swapaxes(self._rot, -1, -2) @ rot)  # (N, 3) in each filtered frame
         a_d = _alpha(self.d_cutoff, dt)
         self._speed = a_d * np.linalg.norm(step, axis=1) / dt + (1 - a_d) * self._speed
-        a = _alpha(self.min_cutoff + self.beta * self._speed, dt)
+        a = _alpha(gain * (self.min_cutoff + self.beta * self._speed), dt)
         self._rot = self._rot @ rodrigues(step * np.asarray(a)[:, None])
         self._t = t
         return self._rot.copy()
 
 
 class PoseSmoother:
-    """Smooths (bone rotations (N, 3, 3), root position (3,) metres) over time."""
+    """Smooths (bone rotations (N, 3, 3), root position (3,) metres) over time.
+
+    `gain` (per call) multiplies every cut-off. The filters are tuned in radians and metres
+    for one viewing distance; the fitter passes tuned depth / actual depth so that the
+    jitter/lag trade-off stays the same in pixels for a nearer person."""
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 0.5, position_beta: float = 2.0) -> None:
         self._rot = RotationOneEuro(min_cutoff, beta)
         self._pos = OneEuroFilter(min_cutoff, position_beta)
+        self._min_cutoff, self._position_beta = float(min_cutoff), float(position_beta)
 
     def reset(self) -> None:
         self._rot.reset()
         self._pos.reset()
 
-    def __call__(self, rot: np.ndarray, position: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        return self._rot(rot, t), self._pos(position, t)
+    def __call__(self, rot: np.ndarray, position: np.ndarray, t: float,
+                 gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        # OneEuroFilter reads its (public) cut-off settings on every call.
+        self._pos.min_cutoff, self._pos.beta = gain * self._min_cutoff, gain * self._position_beta
+        return self._rot(rot, t, gain), self._pos(position, t)

@@ -25,8 +25,11 @@ from engine.stage import StageContext
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "anny", "hmr")
-#: Fewest visible landmarks (of 33) for the Anny fit to run.
+#: Fewest visible landmarks (of 33, inside the image) for the Anny fit to run.
 MIN_VISIBLE = 6
+#: A fit whose RMS error exceeds this fraction of the diagonal of the visible landmarks'
+#: box has not found the person: no result rather than a wrong one.
+MAX_RMSE_FRACTION = 0.15
 
 
 @dataclass(frozen=True)
@@ -110,12 +113,17 @@ class BodyStage:
         obs = observation_from_perception(perception, frame, self.settings.hfov_deg)
         if obs is None:
             return None
-        if (obs.visibility > self._fitter.settings.visibility_threshold).sum() < MIN_VISIBLE:
+        if self._fitter.visible(obs).sum() < MIN_VISIBLE:
             return None  # too little of the person in view for a meaningful fit
         out = self._fitter.fit(obs, with_mesh=self.settings.mesh)
         if not (np.isfinite(out.rmse_px) and np.isfinite(out.root).all()):
             log.warning("body fit diverged on frame %d: restarting from the next frame", frame.index)
             self._fitter.reset()
+            return None
+        problem = implausible_fit(out, obs)
+        if problem:
+            log.debug("no body on frame %d: %s", frame.index, problem)
+            self._fitter.drop_track()
             return None
         return body_result(out, obs.camera, self._faces)
 
@@ -128,6 +136,18 @@ class BodyStage:
     def close(self) -> None:
         if self._hmr is not None and hasattr(self._hmr, "close"):
             self._hmr.close()
+
+
+def implausible_fit(out: FitOutput, obs: Observation) -> str:
+    """Why a fit is not a result ("" when it is one): the body behind or at the camera, or
+    far from its visible landmarks (relative to their extent in the image)."""
+    seen = obs.points_2d[out.visible]
+    if out.root[2] <= 0 or (out.keypoints_3d[out.visible, 2] <= 0).any():
+        return f"body behind the camera (root depth {out.root[2]:.2f} m)"
+    extent = float(np.linalg.norm(seen.max(0) - seen.min(0))) if len(seen) else 0.0
+    if not out.rmse_px <= MAX_RMSE_FRACTION * extent:
+        return f"fit error {out.rmse_px:.1f} px over landmarks spanning {extent:.0f} px"
+    return ""
 
 
 def observation_from_perception(perception: PerceptionResult | None, frame: Frame,

@@ -19,8 +19,10 @@ Each mediapipe landmark is one of three kinds of point on the Anny body ("anny" 
   (β = 0) in the reference pose as the non-eyeball vertex nearest to a target placed from
   the COCO eye/nose keypoints (model frame: x = person's left, y down, z backwards):
   eye inner corner = eye + (∓16, +1, +6) mm, eye outer corner = eye + (±17, 0, +12) mm,
-  mouth corner = nose + (±24, +52, +12) mm. Each picked vertex lies within 3 mm of its
-  target; the right side is the exact mirror image of the left (Anny is symmetric).
+  mouth corner = nose + (±24, +40, +12) mm (the level of the lips' parting in Anny's
+  mid-sagittal profile; an earlier +52 put the corners on the lower lip, which showed as a
+  ~15 px error on face close-ups). Each picked vertex lies within 3 mm of its target; the
+  right side is the exact mirror image of the left (Anny is symmetric).
   mediapipe's "foot_index" (tip of the foot) is mapped to COCO's big toe.
 
 Definition gaps remain (mediapipe's shoulder/hip points are not COCO's, and its eye corners
@@ -83,8 +85,8 @@ LANDMARK_SOURCES: tuple[tuple[str, object], ...] = (
     ("vertex", 1166),  # right eye outer corner
     ("coco", "left_ear"),
     ("coco", "right_ear"),
-    ("vertex", 7144),  # left mouth corner
-    ("vertex", 400),  # right mouth corner
+    ("vertex", 7151),  # left mouth corner
+    ("vertex", 407),  # right mouth corner
     ("coco", "left_shoulder"),
     ("coco", "right_shoulder"),
     ("coco", "left_elbow"),
@@ -120,6 +122,13 @@ LANDMARK_WEIGHTS: tuple[float, ...] = (
     0.7, 0.7, 0.7, 0.7,  # heels, toes 29-32
 )
 
+#: LANDMARK_WEIGHTS for a close-up (the hips out of view: a webcam's head and shoulders).
+#: Then the face points are most of the evidence and, the face being large in the image,
+#: their definition gaps are small against their spread, while the shoulder points at the
+#: frame's edge are the least certain: all landmarks count the same. On the talking-head
+#: clip this lowered the median fit_rmse_px from 7.7 to 6.0.
+CLOSE_UP_WEIGHTS: tuple[float, ...] = (1.0,) * 33
+
 #: Bones whose rotations the fit estimates (the rest stay at the reference pose). Twist
 #: bones (upperarm02, lowerarm02, upperleg02, lowerleg02), fingers, toes and eyes follow
 #: their parents rigidly.
@@ -140,6 +149,29 @@ BONE_PRIOR: dict[str, float] = {
     "upperleg01.L": 10.0, "upperleg01.R": 10.0, "lowerleg01.L": 10.0, "lowerleg01.R": 10.0,
     "foot.L": 20.0, "foot.R": 20.0,
 }
+
+#: Limb bones and the landmarks that show where they point. On a close-up (hips out of
+#: view, so no world landmarks either), a bone none of whose landmarks is visible (seen and
+#: inside the image) carries OUT_OF_VIEW_PRIOR instead of its BONE_PRIOR: it stays near the reference pose
+#: instead of swinging to absorb the visible landmarks' errors (an unseen arm raised
+#: towards the camera moves the shoulder points in perspective, and its hand ended up
+#: behind the camera on the talking-head clip).
+LIMB_EVIDENCE: dict[str, tuple[int, ...]] = {
+    "upperarm01.L": (PoseLandmark.LEFT_ELBOW,), "upperarm01.R": (PoseLandmark.RIGHT_ELBOW,),
+    "lowerarm01.L": (PoseLandmark.LEFT_WRIST,), "lowerarm01.R": (PoseLandmark.RIGHT_WRIST,),
+    "wrist.L": (PoseLandmark.LEFT_PINKY, PoseLandmark.LEFT_INDEX, PoseLandmark.LEFT_THUMB),
+    "wrist.R": (PoseLandmark.RIGHT_PINKY, PoseLandmark.RIGHT_INDEX, PoseLandmark.RIGHT_THUMB),
+    "upperleg01.L": (PoseLandmark.LEFT_KNEE,), "upperleg01.R": (PoseLandmark.RIGHT_KNEE,),
+    "lowerleg01.L": (PoseLandmark.LEFT_ANKLE,), "lowerleg01.R": (PoseLandmark.RIGHT_ANKLE,),
+    "foot.L": (PoseLandmark.LEFT_HEEL, PoseLandmark.LEFT_FOOT_INDEX),
+    "foot.R": (PoseLandmark.RIGHT_HEEL, PoseLandmark.RIGHT_FOOT_INDEX),
+}
+OUT_OF_VIEW_PRIOR = 150.0  # mm per radian
+#: ... and the flexion (radians about HINGE_AXES) such a hinge is held at. The reference
+#: pose bends the elbows ~45° forwards (mean shape, COCO shoulder-elbow-wrist seen from the
+#: side); held straight, unseen forearms hang by the body instead of reaching towards a
+#: camera ~0.4 m from the face (on the talking-head clip the fingers came to z < 0).
+OUT_OF_VIEW_FLEX: dict[str, float] = {"lowerarm01.L": -0.75, "lowerarm01.R": -0.75}
 
 #: Hinge joints: bone -> the joint's flexion axis in the model frame of the reference pose
 #: (x = the person's left, y down, z backwards). Rotation about the other axes costs
