@@ -36,7 +36,6 @@ import time
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,15 @@ def _ambiguous2(labels: torch.Tensor) -> torch.Tensor:
 
 
 def _dilate(mask: torch.Tensor) -> torch.Tensor:
-    return F.max_pool3d(mask[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    """(r, r, r) bool -> dilated by the 3x3x3 cube, separably on bytes (a float max_pool3d
+    does the same ~50x slower on the CPU)."""
+    out = mask.clone()
+    for d in range(3):
+        n = out.shape[d]
+        src = out.clone()
+        out.narrow(d, 0, n - 1).logical_or_(src.narrow(d, 1, n - 1))
+        out.narrow(d, 1, n - 1).logical_or_(src.narrow(d, 0, n - 1))
+    return out
 
 
 def _boundary6(labels: torch.Tensor) -> torch.Tensor:
