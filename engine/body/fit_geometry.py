@@ -102,10 +102,13 @@ def refine_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
     points (K, 3) about the root at the origin, uv (K, 2) pixels, weights (K,) >= 0,
     start (3,) metres. Each step is shortened so that no weighted point comes nearer
     than min_depth (metres) or halves its depth: the projection is never linearised
-    behind the camera. Returns t (3,) and the weighted RMS pixel error."""
+    behind the camera. Returns t (3,) and the weighted RMS pixel error; a start with a
+    weighted point at or behind the camera plane is returned as it is, with error inf."""
     keep = weights > 0
     p, q, w = points[keep], uv[keep], weights[keep]
     t = np.asarray(start, np.float64).copy()
+    if np.any(p[:, 2] + t[2] <= 0):
+        return t, np.inf
 
     def rms(tt: np.ndarray) -> float:
         proj, _ = project(p + tt, camera)
