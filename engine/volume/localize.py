@@ -8,7 +8,8 @@ coarse point is also a fine point and a value queried once is never queried agai
 Per level (17 -> 33 -> 65 -> 129 -> 257 by default):
 1. the previous level's values are upsampled 2x (trilinear, exact at the shared points);
 2. points whose coarse neighbours disagree about the threshold become candidates, the
-   candidate set is dilated by one point (3x3x3) and already-queried points are skipped;
+   candidate set is dilated by one point (3x3x3) and already-queried points are skipped
+   (not at the last level, where step 4's closure alone is enough and cheaper);
 3. only candidates are queried, the rest keep their interpolated values;
 4. then it repeats until nothing changes: every queried point whose label contradicts
    its interpolated label has its 26 neighbours queried, and every unqueried point that
@@ -216,17 +217,18 @@ def _lossless_rounds(f: OccupancyFn, values: torch.Tensor, queried: torch.Tensor
 
 
 def _refine_level(f: OccupancyFn, values: torch.Tensor, queried: torch.Tensor, label_c: torch.Tensor,
-                  final_res: int, threshold: float, chunk: int, dilate: bool) -> tuple[int, int]:
+                  final_res: int, threshold: float, chunk: int, coarse_band: bool) -> tuple[int, int]:
     """Query one level's candidates, then re-check until no conflicts remain.
 
     values, queried: (r, r, r) upsampled values and queried mask, updated in place;
     label_c: the coarser level's labels. Returns (queries, re-check rounds)."""
     r = values.shape[0]
-    cand = _ambiguous2(label_c)
-    if dilate:
-        # A wider band at coarse levels catches features between lattice points; at the
-        # last level the closure below does that job for fewer queries.
-        cand = _dilate(cand)
+    if coarse_band:
+        # A wide band at coarse levels catches features between lattice points; at the last
+        # level the closure below alone gives the same labels for fewer queries.
+        cand = _dilate(_ambiguous2(label_c))
+    else:
+        cand = torch.zeros_like(queried)
     interp_label = values > threshold
     cand |= _boundary6(interp_label)
     cand &= ~queried
@@ -275,7 +277,7 @@ def localize(f: OccupancyFn, resolutions: Sequence[int] = DEFAULT_RESOLUTIONS, m
             queried = was
             nq = rounds = 0
             if not (last and mode == "faster"):
-                nq, rounds = _refine_level(f, values, queried, label_c, final, threshold, chunk, dilate=not last)
+                nq, rounds = _refine_level(f, values, queried, label_c, final, threshold, chunk, coarse_band=not last)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         stats["queries_per_level"].append(nq)
