@@ -3,13 +3,21 @@
 Per frame: (1) a closed-form start when there is nothing to warm-start from: the trunk
 orientation from the hip and shoulder lines of mediapipe's world landmarks, then each limb
 bone rotated by the smallest rotation that takes the model's segment direction onto the
-observed one; (2) the root translation by linear least squares on the perspective
-projection; (3) a few Gauss-Newton steps on all of it — 2D reprojection (robust), 3D
+observed one; (2) the root translation: the linear least-squares solution on the
+perspective projection and a start from the landmarks' size, each refined on the pixel
+error; (3) a few Gauss-Newton steps on all of it — 2D reprojection (robust), 3D
 agreement with the world landmarks, a pose prior with hinge limits for knees and elbows,
 a shape prior pulling towards the shape accumulated over earlier frames (a warm start that
-stays far from the landmarks is retried from the closed form); (4) the full mesh
-skinned once with the final parameters; (5) optional zero-lag One Euro smoothing of the
-output pose (the next frame warm-starts from the unsmoothed fit).
+stays far from the landmarks is retried from the closed form), each step shortened so the
+root never nears the camera plane; (4) the full mesh skinned once with the final
+parameters; (5) optional zero-lag One Euro smoothing of the output pose (the next frame
+warm-starts from the unsmoothed fit).
+
+Only landmarks inside the image count (mediapipe reports all 33, guessing the rest).
+A close-up — the hips out of view, as on a webcam showing head and shoulders — changes
+the terms: no world landmarks (they hang from the guessed hip centre and are distorted),
+an upright-trunk prior, unseen limbs held near a neutral pose (arms hanging), and all
+landmarks weighted alike (topology.CLOSE_UP_WEIGHTS).
 
 Units: the residuals are all in millimetres (2D errors are scaled by the size of a pixel at
 the person's depth), so the weights do not depend on image size or distance. Rotation
