@@ -268,23 +268,22 @@ class AnnyFitter:
         return local, root if root is not None else np.array([0.0, 0.0, 3.0])
 
     def _solve_root(self, local, root, beta, state, obs, visible) -> np.ndarray | None:
-        """Root translation for the given pose: the linear least-squares solution and a
-        start from the points' size (which cannot fall behind the camera when the linear
-        one is degenerate, e.g. a face close-up), each refined on the pixel error; the
-        better one. None when fewer than two landmarks are visible."""
+        """Root translation for the given pose: the linear least-squares solution refined
+        on the pixel error, or, when that one is degenerate (e.g. behind the camera on a
+        face close-up), a start from the points' size refined likewise. None when fewer
+        than two landmarks are visible."""
         rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), np.zeros(3))
         pts = self._points(rot, pos, beta, state)[0]
-        weights = self._landmark_weights(obs) * visible
-        best, best_err = None, np.inf
-        for start in (solve_translation(pts, obs.points_2d, weights, obs.camera),
-                      translation_from_scale(pts, obs.points_2d, weights, obs.camera)):
+        weights = self._landmark_weights(self.close_up(obs)) * visible
+        for start_from in (solve_translation, translation_from_scale):
+            start = start_from(pts, obs.points_2d, weights, obs.camera)
             if start is None:
                 continue
             t, err = refine_translation(pts, obs.points_2d, weights, obs.camera, start,
                                         min_depth=self.settings.min_depth)
-            if err < best_err and np.all(pts[weights > 0, 2] + t[2] > 0):
-                best, best_err = t, err
-        return best
+            if np.isfinite(err):
+                return t
+        return None
 
     # -- Gauss-Newton ------------------------------------------------------------------
     def _offsets(self, beta: np.ndarray, state: RestState) -> np.ndarray:
@@ -320,16 +319,16 @@ class AnnyFitter:
         jac = self._jacobian(rot, pos, pair, ob, state)
         n = jac.shape[2]
         rows_r, rows_j = [], []
+        close_up = self.close_up(obs)
         # 2D reprojection, in mm at the person's depth, Huber-weighted.
         uv, duv = project(pts, obs.camera)
         mm_per_px = 1000.0 * max(root[2], 0.3) / obs.camera.focal_px
         err = (uv - obs.points_2d) * mm_per_px
-        w = self._landmark_weights(obs) * visible
+        w = self._landmark_weights(close_up) * visible
         norm = np.linalg.norm(err, axis=1)
         w = w * np.where(norm > s.robust_mm, np.sqrt(s.robust_mm / np.maximum(norm, 1e-9)), 1.0)
         rows_r.append((err * w[:, None]).ravel())
         rows_j.append(((duv @ jac) * (mm_per_px * w)[:, None, None]).reshape(-1, n))
-        close_up = self.close_up(obs)
         # 3D agreement with the world landmarks, relative to the hip centre. Only with the
         # hips in view: otherwise the hip centre the world points hang from is a guess, and
         # on a face close-up mediapipe's world skeleton is distorted (the head ~20 cm in
@@ -365,10 +364,10 @@ class AnnyFitter:
         delta *= depth_step_scale(root[2], delta[3 * len(self.fit_bones) + 2], s.min_depth)
         return self._apply(local, rot, root, beta, delta)
 
-    def _landmark_weights(self, obs: Observation) -> np.ndarray:
-        """(K,) weight of each landmark in this frame: topology.LANDMARK_WEIGHTS, or
-        CLOSE_UP_WEIGHTS when the hips are out of view."""
-        return self._weights_close_up if self.close_up(obs) else self._weights
+    def _landmark_weights(self, close_up: bool) -> np.ndarray:
+        """(K,) weight of each landmark: topology.LANDMARK_WEIGHTS, or CLOSE_UP_WEIGHTS
+        when the hips are out of view."""
+        return self._weights_close_up if close_up else self._weights
 
     def _frame_prior(self, obs: Observation, close_up: bool) -> tuple[np.ndarray, np.ndarray]:
         """This frame's pose prior: (F, 3) stiffness (topology.BONE_PRIOR) and (F,) target
