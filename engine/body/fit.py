@@ -268,22 +268,22 @@ class AnnyFitter:
         return local, root if root is not None else np.array([0.0, 0.0, 3.0])
 
     def _solve_root(self, local, root, beta, state, obs, visible) -> np.ndarray | None:
-        """Root translation for the given pose: the linear least-squares solution refined
-        on the pixel error, or, when that one is degenerate (e.g. behind the camera on a
-        face close-up), a start from the points' size refined likewise. None when fewer
-        than two landmarks are visible."""
+        """Root translation for the given pose: the linear least-squares solution, or, when
+        that one is degenerate (e.g. behind the camera on a face close-up), a start from the
+        points' size refined on the pixel error. None when fewer than two landmarks are
+        visible."""
         rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), np.zeros(3))
         pts = self._points(rot, pos, beta, state)[0]
         weights = self._landmark_weights(self.close_up(obs)) * visible
-        for start_from in (solve_translation, translation_from_scale):
-            start = start_from(pts, obs.points_2d, weights, obs.camera)
-            if start is None:
-                continue
-            t, err = refine_translation(pts, obs.points_2d, weights, obs.camera, start,
-                                        min_depth=self.settings.min_depth)
-            if np.isfinite(err):
-                return t
-        return None
+        t = solve_translation(pts, obs.points_2d, weights, obs.camera)
+        if t is not None and np.all(pts[weights > 0, 2] + t[2] > self.settings.min_depth):
+            return t
+        start = translation_from_scale(pts, obs.points_2d, weights, obs.camera)
+        if start is None:
+            return None
+        t, err = refine_translation(pts, obs.points_2d, weights, obs.camera, start,
+                                    min_depth=self.settings.min_depth)
+        return t if np.isfinite(err) else None
 
     # -- Gauss-Newton ------------------------------------------------------------------
     def _offsets(self, beta: np.ndarray, state: RestState) -> np.ndarray:

@@ -95,7 +95,7 @@ def translation_from_scale(points: np.ndarray, uv: np.ndarray, weights: np.ndarr
 
 
 def refine_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
-                       camera: PinholeCamera, start: np.ndarray, iterations: int = 6,
+                       camera: PinholeCamera, start: np.ndarray, iterations: int = 5,
                        min_depth: float = 0.1) -> tuple[np.ndarray, float]:
     """Gauss-Newton on the pixel reprojection error over the translation t alone.
 
@@ -129,7 +129,7 @@ def refine_translation(points: np.ndarray, uv: np.ndarray, weights: np.ndarray,
                 break
             step *= min(1.0, room / -step[2])
         t = t + step
-        if np.linalg.norm(step) < 1e-6:
+        if np.linalg.norm(step) < 1e-4:  # 0.1 mm: converged
             break
     return t, rms(t)
 
