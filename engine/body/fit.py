@@ -3,9 +3,9 @@
 Per frame: (1) a closed-form start when there is nothing to warm-start from: the trunk
 orientation from the hip and shoulder lines of mediapipe's world landmarks, then each limb
 bone rotated by the smallest rotation that takes the model's segment direction onto the
-observed one; (2) the root translation: the linear least-squares solution on the
-perspective projection and a start from the landmarks' size, each refined on the pixel
-error; (3) a few Gauss-Newton steps on all of it — 2D reprojection (robust), 3D
+observed one; (2) the root translation by linear least squares on the perspective
+projection (when that lands behind the camera, as on a face close-up: from the landmarks'
+size, refined on the pixel error); (3) a few Gauss-Newton steps on all of it — 2D reprojection (robust), 3D
 agreement with the world landmarks, a pose prior with hinge limits for knees and elbows,
 a shape prior pulling towards the shape accumulated over earlier frames (a warm start that
 stays far from the landmarks is retried from the closed form), each step shortened so the
