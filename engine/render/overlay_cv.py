@@ -15,6 +15,7 @@ MESH_COLOUR = (255, 200, 60)
 BODY_COLOUR = (60, 160, 255)
 JOINT_COLOUR = (40, 80, 255)
 MASK_TINT = np.array([180, 90, 200], np.float32)
+NEAR_PLANE_M = 0.05  # body triangles closer than this to the camera are culled
 
 
 def draw_segmentation(image: np.ndarray, mask: np.ndarray, strength: float = 0.25) -> None:
@@ -65,7 +66,9 @@ def draw_frame_result(frame_result, show_mask: bool = True) -> np.ndarray:
     if perception is not None and show_mask and perception.segmentation is not None:
         draw_segmentation(image, perception.segmentation)
     if body is not None:
-        draw_mesh_wireframe(image, project_body_vertices(body), body.faces, BODY_COLOUR, 3000)
+        in_front = body.vertices[:, 2] > NEAR_PLANE_M
+        faces = body.faces[in_front[body.faces].all(axis=1)]  # parts at/behind the camera: not drawn
+        draw_mesh_wireframe(image, project_body_vertices(body), faces, BODY_COLOUR, 3000)
         draw_skeleton(image, body.keypoints_2d, body.keypoint_visible)
     elif perception is not None and perception.pose_landmarks is not None:
         vis = perception.pose_visibility if perception.pose_visibility is not None else np.ones(33)
