@@ -59,16 +59,18 @@ class MainWindow(QMainWindow):
         self.warnings: list[str] = []
         self.session.loading.connect(self._on_loading)
         self.session.started.connect(self._on_started)
+        self.session.result_ready.connect(self._pull_result)
         self.session.failed.connect(self._on_failed)
         settings.events.view.connect(self.viewport.set_view_mode)
         settings.events.volume_yaw_deg.connect(self.session.set_volume_yaw)
         self.viewport.set_mirror(settings.mirror)
         settings.events.mirror.connect(self.viewport.set_mirror)
 
-        # Pull the newest result at display rate (never queue every frame).
+        # Pull the newest result when the pipeline says there is one (and on a slow timer
+        # as a safety net); stale ones are skipped by frame index, never queued.
         self._display_timer = QTimer(self)
         self._display_timer.timeout.connect(self._pull_result)
-        self._display_timer.start(15)
+        self._display_timer.start(100)
         self._hud_timer = QTimer(self)
         self._hud_timer.timeout.connect(self._update_hud)
         self._hud_timer.start(500)
@@ -247,6 +249,7 @@ class MainWindow(QMainWindow):
             return
         self._last_index = fr.frame.index
         self.viewport.set_frame_result(fr)
+        self.viewport.update()  # paint now, not at the viewport's next refresh tick
         self.frames_shown += 1
         now = time.monotonic()
         self._display_times = [t for t in self._display_times[-60:] if now - t < 2.0] + [now]

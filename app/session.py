@@ -28,6 +28,7 @@ class CaptureSession(QObject):
     started = pyqtSignal(str)  # source id
     stopped = pyqtSignal()
     failed = pyqtSignal(str)  # one-line message for a dialog
+    result_ready = pyqtSignal()  # a newer FrameResult is available: pull it with latest()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +73,9 @@ class CaptureSession(QObject):
             source.close()
             return
         pipeline = Pipeline(source, stages, lossless=False, owns_stages=False)
+        # A bare notification, queued to the GUI thread; the window then pulls the newest
+        # result, so a busy GUI coalesces notifications instead of queueing frames.
+        pipeline.add_consumer(lambda _fr: self._emit(self.result_ready))
         with self._lock:
             self._pipeline, self._source = pipeline, source
         pipeline.start()
