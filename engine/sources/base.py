@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -103,3 +104,15 @@ class Pacer:
             stop_wait(delay)
         else:
             time.sleep(delay)
+
+
+def release_frame(image, index: int, source_id: str, pacer: "Pacer | None",
+                  stop: "threading.Event") -> Frame | None:
+    """The common end of a file-like source's read(): wait for the frame's due time when
+    `pacer` is given (realtime playback; `stop` cuts the wait short), then stamp the
+    capture time. Returns None when the source was closed while waiting."""
+    if pacer is not None:
+        pacer.wait(stop.wait)
+        if stop.is_set():
+            return None
+    return Frame(image=image, index=index, t_capture=time.monotonic(), source_id=source_id)

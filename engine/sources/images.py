@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import cv2
 import numpy as np
 
 from engine.frame import Frame
-from engine.sources.base import Pacer
+from engine.sources.base import Pacer, release_frame
 from engine.sources.convert import to_bgr8
 from engine.sources.errors import SourceError
 
@@ -183,12 +182,10 @@ class ImageSource:
         image = self._next_image()
         if image is None:
             return None
-        if self._realtime:
-            self._pacer.wait(self._stop.wait)
-            if self._stop.is_set():
-                return None
-        frame = Frame(image=image, index=self._index, t_capture=time.monotonic(), source_id=self.source_id)
-        self._index += 1
+        frame = release_frame(image, self._index, self.source_id,
+                              self._pacer if self._realtime else None, self._stop)
+        if frame is not None:
+            self._index += 1
         return frame
 
     def close(self) -> None:

@@ -3,14 +3,13 @@ caller-given provider, at a given size and rate."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from engine.frame import Frame
-from engine.sources.base import Pacer
+from engine.sources.base import Pacer, release_frame
 from engine.sources.convert import to_bgr8
 from engine.sources.errors import SourceError
 
@@ -126,12 +125,10 @@ class SyntheticSource:
         if image is None:
             return None
         self._pos += 1
-        if self._realtime:
-            self._pacer.wait(self._stop.wait)
-            if self._stop.is_set():
-                return None
-        frame = Frame(image=image, index=self._index, t_capture=time.monotonic(), source_id=self.source_id)
-        self._index += 1
+        frame = release_frame(image, self._index, self.source_id,
+                              self._pacer if self._realtime else None, self._stop)
+        if frame is not None:
+            self._index += 1
         return frame
 
     def close(self) -> None:

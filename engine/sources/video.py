@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import cv2
 import numpy as np
 
 from engine.frame import Frame
-from engine.sources.base import Pacer
+from engine.sources.base import Pacer, release_frame
 from engine.sources.convert import to_bgr8
 from engine.sources.errors import SourceError
 
@@ -141,13 +140,10 @@ class VideoSource:
             if notes and not self._noted:
                 self._noted = True
                 log.info("video %s: %s", self._path, ", ".join(notes))
-        if self._realtime:
-            self._pacer.wait(self._stop.wait)
-            if self._stop.is_set():
-                return None
-        frame = Frame(image=np.ascontiguousarray(image), index=self._index, t_capture=time.monotonic(),
-                      source_id=self.source_id)
-        self._index += 1
+        frame = release_frame(np.ascontiguousarray(image), self._index, self.source_id,
+                              self._pacer if self._realtime else None, self._stop)
+        if frame is not None:
+            self._index += 1
         return frame
 
     def close(self) -> None:
