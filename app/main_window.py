@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow,
-                             QMessageBox, QProgressDialog, QToolBar, QWidget)
+                             QMessageBox, QProgressDialog, QToolBar)
 
 from app.controls import ControlsDock
 from app.log_bridge import LogBridge

@@ -1,7 +1,6 @@
 """Pipeline behaviour: drop policy, failure isolation, shutdown time, lossless runs."""
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 

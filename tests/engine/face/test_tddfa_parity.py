@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.face.roi import network_crop, roi_from_box, round_roi
+from engine.face.roi import network_crop, round_roi
 from engine.face.tddfa import load_regressor
 from engine.nets.mobilenet_v1 import MobileNetV1, read_checkpoint
 
