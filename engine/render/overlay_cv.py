@@ -41,6 +41,17 @@ def draw_mesh_wireframe(image: np.ndarray, vertices_2d: np.ndarray, triangles: n
     cv2.polylines(image, list(polys), True, colour, 1, cv2.LINE_AA, shift=2)
 
 
+def draw_mesh_fill(image: np.ndarray, vertices_2d: np.ndarray, triangles: np.ndarray,
+                   colour, alpha: float) -> None:
+    """Blend the mesh's projected silhouette over the image (a dense mesh's wireframe at
+    image resolution is unreadable), in place."""
+    from engine.render.raster_cpu import rasterize  # numba z-buffer (compiled once, cached)
+
+    points = np.concatenate([vertices_2d, np.zeros((len(vertices_2d), 1), np.float32)], axis=1)
+    sel = rasterize(points.astype(np.float32), triangles, image.shape[0], image.shape[1]).triangle_id >= 0
+    image[sel] = (image[sel] * (1 - alpha) + np.asarray(colour, np.float32) * alpha).astype(np.uint8)
+
+
 def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray,
                   colour=BODY_COLOUR) -> None:
     """keypoints: (33, 2) pixels in mediapipe pose order; visible: (33,) bool."""
@@ -68,7 +79,7 @@ def draw_frame_result(frame_result, show_mask: bool = True) -> np.ndarray:
     if body is not None:
         in_front = body.vertices[:, 2] > NEAR_PLANE_M
         faces = body.faces[in_front[body.faces].all(axis=1)]  # parts at/behind the camera: not drawn
-        draw_mesh_wireframe(image, project_body_vertices(body), faces, BODY_COLOUR, 3000)
+        draw_mesh_fill(image, project_body_vertices(body), faces, BODY_COLOUR, 0.35)
         draw_skeleton(image, body.keypoints_2d, body.keypoint_visible)
     elif perception is not None and perception.pose_landmarks is not None:
         vis = perception.pose_visibility if perception.pose_visibility is not None else np.ones(33)
