@@ -271,6 +271,13 @@ class MainWindow(QMainWindow):
             "latency ms": stats.latency_ms,
             **{f"{k} ms": v for k, v in stats.stage_ms.items()},
         }
+        info = self.session.source_info()
+        if info.get("kind") == "camera":  # what was asked for, what the driver gave, what arrives
+            req, neg = info.get("requested", {}), info.get("negotiated", {})
+            hud["camera"] = (f"{neg.get('width')}x{neg.get('height')} {neg.get('fourcc')} "
+                             f"fps req {req.get('fps')} / neg {neg.get('fps')} / got {info.get('measured_fps')}")
+            if info.get("state") == "reconnecting":
+                hud["camera"] = "reconnecting…"
         self.viewport.set_hud_stats(hud if self.settings.show_hud else {})
         device = self.settings.device
         self.status_label.setText(f"device: {device} | frames {stats.frames_processed} | dropped {stats.frames_dropped}")

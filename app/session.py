@@ -151,6 +151,15 @@ class CaptureSession(QObject):
         pipeline = self._pipeline
         return pipeline.latest() if pipeline is not None else None
 
+    def source_info(self) -> dict:
+        """The running source's info() (cameras: requested / negotiated / measured fps)."""
+        source = self._source
+        try:
+            return dict(source.info()) if source is not None and hasattr(source, "info") else {}
+        except (OSError, RuntimeError) as exc:  # a camera going away mid-query
+            log.debug("source info unavailable: %s", exc)
+            return {}
+
     def stats(self):
         pipeline = self._pipeline
         return pipeline.stats() if pipeline is not None else None
