@@ -95,7 +95,10 @@ def _open_source(spec: str, loop: bool, camera_mode: str | None, realtime: bool)
 
 
 def _is_static_images(source) -> bool:
-    return type(source).__name__.lower().startswith("image")
+    """Photos and image folders: detect on every frame instead of tracking across frames."""
+    from engine.sources.images import ImageSource
+
+    return isinstance(source, ImageSource)
 
 
 def cmd_run(args, settings) -> int:

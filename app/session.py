@@ -57,11 +57,12 @@ class CaptureSession(QObject):
     def _load_and_run(self, spec: str, names: list[str], options: StageOptions, realtime: bool,
                       loop: bool, camera_mode: str | None) -> None:
         from engine.sources.factory import open_source
+        from engine.sources.images import ImageSource
 
         try:
             self._emit(self.loading, f"opening {spec}…")
             source = open_source(spec, loop=loop, camera_mode=camera_mode or None, realtime=realtime)
-            static = type(source).__name__.lower().startswith("image")
+            static = isinstance(source, ImageSource)  # photos: detect on every frame
             options = replace(options, static_images=static,
                               on_progress=lambda message: self._emit(self.loading, message))
             stages = self._stages_for(resolve_stage_names(names), options)
