@@ -187,7 +187,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     """Errors whose message is meant for the user (imported lazily: they live in engine)."""
     types: list[type[BaseException]] = [UserError]
     for module, name in (("engine.sources.errors", "SourceError"), ("engine.stages", "StageBuildError"),
-                         ("engine.weights.errors", "WeightsError"),
+                         ("engine.weights.errors", "WeightsError"), ("app.main_window", "NoDisplayError"),
         ("engine.outputs.virtual_camera", "VirtualCameraUnavailable")):
         try:
             types.append(getattr(importlib.import_module(module), name))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -349,8 +350,23 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+class NoDisplayError(Exception):
+    """The desktop app cannot start: there is no screen to show it on."""
+
+
+def check_display() -> None:
+    """Fail with a clear sentence instead of Qt's abort when no display is reachable."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise NoDisplayError(
+            "no display found (DISPLAY/WAYLAND_DISPLAY unset): the desktop app needs a screen; "
+            "without one use `run --source SOURCE --headless --out DIR`, or start it under `xvfb-run -a`")
+
+
 def run_gui(args, settings: AppSettings) -> int:
     """Open the window; with --frames N, process N frames, optionally --screenshot, exit."""
+    check_display()
     sanitize_qt_environment()
     app = QApplication.instance() or QApplication([])
     app.setApplicationName("holocap")

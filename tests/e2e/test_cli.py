@@ -133,3 +133,11 @@ def test_export_meshes_writes_loadable_face_and_body_meshes(shared_file, tmp_pat
     assert len(mesh.vertices) > 1000 and len(mesh.faces) > 1000
     extent = mesh.bounds[1] - mesh.bounds[0]
     assert 1.0 < extent.max() < 2.5  # metres: a person-sized body
+
+
+def test_gui_without_a_display_says_so(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    proc = run_cli("gui", timeout=60)
+    assert_clean_failure(proc, "no display")
