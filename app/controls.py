@@ -17,6 +17,8 @@ from engine.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MODE_LABEL = "default (1280x720@30, MJPG)"
+
 # back-end choice -> manifest models that must be installed for it
 BACKEND_MODELS = {
     "face": {"auto": (), "anny": (), "bfm": ("bfm-noneck-v3",), "tddfa": ("tddfa-mb05", "bfm-noneck-v3")},
@@ -128,10 +130,16 @@ class ControlsDock(QDockWidget):
         fov.setValue(self.settings.hfov_deg)
         fov.valueChanged.connect(lambda v: self._set_and_restart("hfov_deg", float(v)))
         form.addRow("camera fov", fov)
-        mode = QLineEdit(self.settings.camera_mode)
-        mode.setPlaceholderText("e.g. 1280x720@30 (empty: default)")
-        mode.editingFinished.connect(lambda: self._set_and_restart("camera_mode", mode.text().strip()))
-        form.addRow("camera mode", mode)
+        # The camera's own modes (filled when a camera starts), or type one: WxH@fps[:FOURCC].
+        self.mode_combo = QComboBox()
+        self.mode_combo.setEditable(True)
+        self.mode_combo.addItem(DEFAULT_MODE_LABEL, "")
+        if self.settings.camera_mode:
+            self.mode_combo.addItem(self.settings.camera_mode, self.settings.camera_mode)
+            self.mode_combo.setCurrentIndex(1)
+        self.mode_combo.activated.connect(self._on_mode_chosen)
+        self.mode_combo.lineEdit().editingFinished.connect(self._on_mode_chosen)
+        form.addRow("camera mode", self.mode_combo)
         person = QComboBox()
         person.addItem("largest / most central", -1)
         for k in range(6):
@@ -159,6 +167,28 @@ class ControlsDock(QDockWidget):
         mjpeg.editingFinished.connect(lambda: self._set_output("mjpeg_address", mjpeg.text().strip()))
         form.addRow("MJPEG stream", mjpeg)
         return box
+
+    def set_camera_modes(self, modes: list[str]) -> None:
+        """Offer a camera's modes (e.g. "1280x720@30:MJPG"), keeping the current choice."""
+        self.mode_combo.blockSignals(True)
+        current = self.settings.camera_mode
+        self.mode_combo.clear()
+        self.mode_combo.addItem(DEFAULT_MODE_LABEL, "")
+        for mode in modes:
+            self.mode_combo.addItem(mode, mode)
+        index = self.mode_combo.findData(current) if current else 0
+        if index < 0:
+            self.mode_combo.addItem(current, current)
+            index = self.mode_combo.count() - 1
+        self.mode_combo.setCurrentIndex(index)
+        self.mode_combo.blockSignals(False)
+
+    def _on_mode_chosen(self, *_args) -> None:
+        text = self.mode_combo.currentText().strip()
+        data = self.mode_combo.currentData()
+        value = data if isinstance(data, str) and self.mode_combo.itemText(self.mode_combo.currentIndex()) == text \
+            else ("" if text == DEFAULT_MODE_LABEL else text)
+        self._set_and_restart("camera_mode", value)
 
     # -- helpers ----------------------------------------------------------------------
     def _set_field(self, field: str, value) -> None:

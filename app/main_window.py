@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow,
                              QMessageBox, QProgressDialog, QToolBar)
@@ -28,6 +28,8 @@ OUTPUT_WIDTH, OUTPUT_HEIGHT = 1280, 720  # virtual camera / MJPEG frame size
 
 
 class MainWindow(QMainWindow):
+    camera_modes_ready = pyqtSignal(list)  # from a worker thread, queued to the GUI
+
     def __init__(self, settings: AppSettings, *, event_mode: bool = False) -> None:
         super().__init__()
         from app.viewport import Viewport  # imports OpenGL: only once Qt is up
@@ -52,6 +54,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.controls)
         self.controls.restart_requested.connect(self.restart)
         self.controls.outputs_changed.connect(self._sync_outputs)
+        self.camera_modes_ready.connect(self.controls.set_camera_modes)
         self.status_label = QLabel("")
         self.statusBar().addPermanentWidget(self.status_label)
 
@@ -216,6 +219,22 @@ class MainWindow(QMainWindow):
             self._progress.close()
             self._progress = None
 
+    def _load_camera_modes(self) -> None:
+        """The running camera's modes for the mode picker, listed off the GUI thread
+        (v4l2-ctl or an OpenCV probe can take a moment)."""
+        import threading
+
+        index = self.session.source_info().get("index")
+
+        def work() -> None:
+            from engine.sources.devices import list_cameras
+
+            cams = [c for c in list_cameras(with_modes=True) if c.index == index]
+            modes = [str(m) for m in cams[0].modes] if cams else []
+            self.camera_modes_ready.emit(modes)
+
+        threading.Thread(target=work, name="holocap-camera-modes", daemon=True).start()
+
     def _on_engine_warning(self, message: str) -> None:
         """Engine warnings (missing weights, fallbacks, reconnects) in the status bar."""
         self.warnings.append(message)
@@ -223,6 +242,8 @@ class MainWindow(QMainWindow):
 
     def _on_started(self, source_id: str) -> None:
         self._close_progress()
+        if source_id.startswith("camera"):
+            self._load_camera_modes()
         self.statusBar().showMessage(f"running: {source_id}", 5000)
 
     def _on_failed(self, message: str) -> None:

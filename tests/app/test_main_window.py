@@ -137,3 +137,16 @@ def test_missing_weights_warning_reaches_the_status_bar(qtbot, window):
     logging.getLogger("engine.face.stage").warning("face back-end 'tddfa' unavailable: using the offline default")
     qtbot.waitUntil(lambda: any("unavailable" in w for w in window.warnings), timeout=2000)
     assert "unavailable" in window.statusBar().currentMessage()
+
+
+def test_camera_mode_picker_offers_the_cameras_modes(qtbot, window):
+    window.controls.set_camera_modes(["640x480@30:MJPG", "1280x720@30:MJPG", "1920x1080@5:YUYV"])
+    combo = window.controls.mode_combo
+    assert [combo.itemText(i) for i in range(combo.count())][1:] == [
+        "640x480@30:MJPG", "1280x720@30:MJPG", "1920x1080@5:YUYV"]
+    combo.setCurrentIndex(2)
+    combo.activated.emit(2)
+    assert window.settings.camera_mode == "1280x720@30:MJPG"
+    combo.setCurrentIndex(0)
+    combo.activated.emit(0)
+    assert window.settings.camera_mode == ""
