@@ -12,8 +12,11 @@ import os
 import platform
 import re
 import resource
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from engine.paths import repo_root
 
@@ -24,6 +27,19 @@ class BenchOptions:
     device: str = "auto"
     shared_dir: Path = repo_root().parent / "shared"
     quick: bool = False  # fewer repeats, for smoke tests of the bench code itself
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """Call `fn` `warmup` times, then time `repeats` calls: (median ms, 90th percentile ms)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
 
 
 def machine_line() -> str:

@@ -16,16 +16,14 @@ import logging
 import lzma
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from engine.bench import BenchOptions, peak_rss_mb
+from engine.bench import BenchOptions, median_ms, peak_rss_mb
 from engine.body.hmr_backend import SMPL_MODEL, SPIN_MODEL, HmrBodyEstimator
 from engine.body.smpl_io import SmplModelData, save_smpl_npz
 from engine.body.smpl_topology import SMPL_NUM_VERTICES, SMPL_PARENTS
@@ -84,18 +82,6 @@ def _smpl_file(scratch: Path) -> tuple[Path, str]:
     return path, "random SMPL-size stand-in"
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
-
-
 def _perception() -> PerceptionResult:
     rng = np.random.default_rng(1)
     h, w = FRAME_HW
@@ -115,7 +101,7 @@ def _rows(est: HmrBodyEstimator, repeats: int, warmup: int) -> list[tuple[int, t
         def run_once() -> object:
             with torch.inference_mode():
                 return fn()
-        return _median_ms(run_once, repeats, warmup)
+        return median_ms(run_once, repeats, warmup)
 
     rows = []
     previous = torch.get_num_threads()
@@ -123,7 +109,7 @@ def _rows(est: HmrBodyEstimator, repeats: int, warmup: int) -> list[tuple[int, t
         for threads in THREADS:
             torch.set_num_threads(threads)
             rows.append((threads, timed(lambda: net(x1)), timed(lambda: net(x2)), timed(lambda: smpl(betas, rot)),
-                         _median_ms(lambda: est.process(frame, perception), repeats, warmup)))
+                         median_ms(lambda: est.process(frame, perception), repeats, warmup)))
     finally:
         torch.set_num_threads(previous)
     return rows

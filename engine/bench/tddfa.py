@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from engine.bench import BenchOptions, peak_rss_mb
+from engine.bench import BenchOptions, median_ms, peak_rss_mb
 from engine.face.bfm import BfmModel
 from engine.face.roi import roi_from_landmarks
 from engine.face.tddfa import TddfaRegressor, load_regressor
@@ -71,18 +69,6 @@ def _bfm() -> tuple[BfmModel, str]:
         "stand-in BFM of the official size"
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
-
-
 def _frame() -> np.ndarray:
     rng = np.random.default_rng(1)
     return rng.integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8)
@@ -116,9 +102,9 @@ def run(options: BenchOptions) -> str:
                 with torch.inference_mode():
                     return regressor.model(x)
 
-            fwd = _median_ms(forward, repeats)
-            path = _median_ms(lambda: regressor(image, BOX), repeats)
-            step = _median_ms(_tracker_step(regressor, bfm, image), repeats)
+            fwd = median_ms(forward, repeats, warmup=5)
+            path = median_ms(lambda: regressor(image, BOX), repeats, warmup=5)
+            step = median_ms(_tracker_step(regressor, bfm, image), repeats, warmup=5)
             rows.append((threads, fwd, path, step))
     finally:
         torch.set_num_threads(previous)

@@ -18,14 +18,6 @@ R = 257
 MAX_QUERY_FRACTION = 1.0 / 150.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 FIELDS = {
     "sphere": fields.sphere_field(),
     "body": fields.body_field(),

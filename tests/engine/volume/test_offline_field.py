@@ -15,14 +15,6 @@ from tests.engine.volume.synthetic_body import (CENTRE, DEPTH, FOCAL, HEIGHT, LE
 SETTINGS = OfflineFieldSettings()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def body():
     return capsule_body()

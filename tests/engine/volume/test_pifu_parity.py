@@ -19,14 +19,6 @@ ABS = 1e-5
 REL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def readme(shared_file):
     return json.loads(shared_file("reference/pifu/README.json").read_text())

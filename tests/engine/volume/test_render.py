@@ -13,14 +13,6 @@ from engine.volume.render import (dense_view_grid, first_hit, normal_to_bgr8, re
 R = 257
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _assert_same_depth(got: np.ndarray, want: np.ndarray) -> None:
     assert np.array_equal(np.isnan(got), np.isnan(want)), "hit masks differ"
     hit = ~np.isnan(want)

@@ -18,14 +18,6 @@ from tests.engine.volume.synthetic_body import (CENTRE, FOCAL, HEIGHT, WIDTH, ca
 SMALL = (17, 33, 65)  # 65 x 65 views keep the tests quick
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def inputs():
     body = capsule_body()
