@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 # Before cv2 is first imported: keep FFmpeg/OpenCV chatter about a broken file from
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--camera-mode", default=None, help="camera mode WxH@fps, e.g. 1280x720@30")
         p.add_argument("--person", type=int, default=None,
                        help="with several people: k-th from the left (default: largest, most central)")
+        p.add_argument("--volume-quality", choices=["auto", "low", "medium", "high"], default=None,
+                       help="volume lattice: auto adapts 65/129/257 to the frame budget (default: "
+                            "saved setting in the app, high with three views headless)")
+        p.add_argument("--target-fps", type=_positive_fps, default=None,
+                       help="frame-time budget of the volume in fps (default: the source's, at most 30)")
 
     gui = sub.add_parser("gui", help="the desktop app (default)")
     add_source_args(gui)
@@ -78,7 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=BENCHMARKS + ("all",))
     bench.add_argument("--quick", action="store_true", help="few repeats (smoke test of the benchmark)")
     bench.add_argument("--repeats", type=int, default=50)
+    bench.add_argument("--source", type=Path, default=None, help="app: the clip to play (default: talking head)")
+    bench.add_argument("--fps", type=_positive_fps, default=None, help="app: pace the source at this rate (30)")
+    bench.add_argument("--seconds", type=float, default=None, help="app: seconds measured per configuration (20)")
+    bench.add_argument("--json", type=Path, default=None, help="app: also write the rows as JSON to FILE")
     return parser
+
+
+def _positive_fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0.0 < value <= 240.0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate between 0 and 240")
+    return value
 
 
 def _stage_list(arg: str | None, settings) -> list[str]:
@@ -107,7 +127,7 @@ def cmd_run(args, settings) -> int:
     if not args.headless:
         return cmd_gui(args, settings)
     from engine.headless import HeadlessOptions, run_headless
-    from engine.stages import StageOptions, build_stages
+    from engine.stage_factory import StageOptions, build_stages
 
     source = _open_source(args.source, args.loop, args.camera_mode, realtime=False)
     try:
@@ -117,12 +137,16 @@ def cmd_run(args, settings) -> int:
             smoothing=settings.smoothing, hfov_deg=settings.hfov_deg,
             static_images=_is_static_images(source),
             person=None if args.person is None or args.person < 0 else args.person,
-            export_dir=(args.out / "meshes") if args.export_meshes else None)
+            export_dir=(args.out / "meshes") if args.export_meshes else None,
+            volume_quality=args.volume_quality, target_fps=args.target_fps)
+        t_load = time.monotonic()
         stages = build_stages(_stage_list(args.stages, settings), options)
+        load_s = time.monotonic() - t_load
         outputs = _make_outputs(args)
         summary = run_headless(source, stages, HeadlessOptions(
             out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress,
-            outputs=outputs, export_meshes_dir=(args.out / "meshes") if args.export_meshes else None))
+            outputs=outputs, export_meshes_dir=(args.out / "meshes") if args.export_meshes else None,
+            load_s=load_s))
     finally:
         source.close()
     settings.last_source = args.source
@@ -169,7 +193,8 @@ def cmd_bench(args, settings) -> int:
     from engine.bench import BenchOptions, write_section
 
     names = BENCHMARKS if args.name == "all" else (args.name,)
-    options = BenchOptions(repeats=5 if args.quick else args.repeats, device=settings.device, quick=args.quick)
+    options = BenchOptions(repeats=5 if args.quick else args.repeats, device=settings.device, quick=args.quick,
+                           source=args.source, fps=args.fps, seconds=args.seconds, json=args.json)
     for name in names:
         # The app benchmark drives the Qt window, so it lives in app/ (engine never imports Qt).
         module = importlib.import_module("app.bench" if name == "app" else f"engine.bench.{name}")
@@ -186,7 +211,7 @@ HANDLERS = {"gui": cmd_gui, "run": cmd_run, "cameras": cmd_cameras, "weights": c
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Errors whose message is meant for the user (imported lazily: they live in engine)."""
     types: list[type[BaseException]] = [UserError]
-    for module, name in (("engine.sources.errors", "SourceError"), ("engine.stages", "StageBuildError"),
+    for module, name in (("engine.sources.errors", "SourceError"), ("engine.stage_factory", "StageBuildError"),
                          ("engine.weights.errors", "WeightsError"), ("app.main_window", "NoDisplayError"),
         ("engine.outputs.virtual_camera", "VirtualCameraUnavailable")):
         try:

@@ -1,101 +1,119 @@
-"""App benchmark: display fps and capture -> screen latency of the real window.
+"""App benchmark: display fps and capture -> screen latency of the real window, per
+configuration, plus the same configurations headless (lossless throughput).
 
-Opens the Qt window (needs a display: under CI or a server run it via `xvfb-run -a`),
-plays the talking-head clip at its own frame rate with face + body on, and measures, for
-every frame that reached the screen (QOpenGLWidget.frameSwapped), the time from its
-capture to the swap. Software GL (Mesa llvmpipe) when there is no GPU.
+    python main.py bench app [--source PATH] [--fps 30] [--seconds 20] [--json FILE]
+
+Each window configuration runs in its own process (app.bench_window) so its peak RSS is its
+own; the source is paced at --fps (default: the shared talking-head clip, 25 fps in the
+file, re-timed to 30). Needs a display: `xvfb-run -a` here (software GL, Mesa llvmpipe).
 """
 from __future__ import annotations
 
+import json
 import os
-import time
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from engine.bench import BenchOptions, peak_rss_mb
+from engine.bench import BenchOptions
+from engine.paths import repo_root
 
 CLIP = "talking_head.mp4"
+CONFIGS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("perception",), "overlay"),
+    (("perception", "face", "body"), "overlay"),
+    (("perception", "face", "body", "volume"), "overlay"),
+    (("perception", "face", "body", "volume"), "volume"),
+)
+CHILD_TIMEOUT_S = 300
+
+
+def _child_env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = str(tmp / "config")  # never touch the user's saved settings
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+def window_row(source: Path, fps: float, seconds: float, stages: tuple[str, ...], view: str,
+               tmp: Path) -> dict[str, Any]:
+    out = tmp / f"{'_'.join(stages)}_{view}.json"
+    cmd = [sys.executable, "-m", "app.bench_window", "--source", str(source), "--fps", str(fps),
+           "--seconds", str(seconds), "--stages", ",".join(stages), "--view", view, "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=repo_root(), env=_child_env(tmp), capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT_S + seconds)
+    if proc.returncode != 0 or not out.exists():
+        tail = (proc.stderr or "").strip().splitlines()[-3:]
+        return {"stages": list(stages), "view": view, "error": " / ".join(tail) or f"rc {proc.returncode}"}
+    return json.loads(out.read_text())
+
+
+def headless_row(source: Path, stages: tuple[str, ...], tmp: Path) -> dict[str, Any]:
+    out = tmp / ("headless_" + "_".join(stages))
+    cmd = [sys.executable, "main.py", "run", "--source", str(source), "--headless", "--out", str(out),
+           "--stages", ",".join(stages), "--no-progress"]
+    proc = subprocess.run(cmd, cwd=repo_root(), env=_child_env(tmp), capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT_S * 2)
+    summary_path = out / "summary.json"
+    if proc.returncode != 0 or not summary_path.exists():
+        return {"stages": list(stages), "error": f"rc {proc.returncode}"}
+    summary = json.loads(summary_path.read_text())
+    return {"stages": list(stages), "fps": summary["fps"], "load_s": summary.get("load_s"),
+            "frames_processed": summary["frames_processed"], "frames_dropped": summary["frames_dropped"],
+            "median_ms": summary["median_ms"]}
 
 
 def run(options: BenchOptions) -> str:
     if not os.environ.get("DISPLAY"):
         return "Not run: no display (run `xvfb-run -a python main.py bench app`)."
-    from app.qt_env import sanitize_qt_environment
+    source = Path(options.source) if options.source else options.shared_dir / "media" / CLIP
+    fps = options.fps or 30.0
+    seconds = options.seconds or (6.0 if options.quick else 20.0)
+    with tempfile.TemporaryDirectory(prefix="holocap-bench-app-") as tmp_name:
+        tmp = Path(tmp_name)
+        rows = [window_row(source, fps, seconds, stages, view, tmp) for stages, view in CONFIGS]
+        headless = [headless_row(source, stages, tmp) for stages, _ in CONFIGS[:3]]
+    if options.json:
+        Path(options.json).write_text(json.dumps(rows, indent=2))
+    return render_markdown(rows, headless, source, fps, seconds)
 
-    sanitize_qt_environment()
-    from PyQt6.QtCore import QTimer
-    from PyQt6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
-    from engine.settings import AppSettings
+def _fmt(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in value.items())
+    return "-" if value is None else f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
-    app = QApplication.instance() or QApplication([])
-    seconds = 6.0 if options.quick else 20.0
-    rows = []
-    for stages in (("perception", "face", "body"), ("perception",)):
-        settings = AppSettings()
-        settings.stages = {n: n in stages for n in settings.stages}
-        settings.view = "overlay"
-        window = MainWindow(settings)
-        window.show_dialogs = False
-        window.resize(1280, 800)
-        window.show()
-        captured: dict[int, float] = {}
-        latencies: list[float] = []
-        swaps: list[float] = []
-        original = window.viewport.set_frame_result
 
-        def remember(fr, _orig=original, _captured=captured):
-            _captured[fr.frame.index] = fr.frame.t_capture
-            _orig(fr)
-
-        window.viewport.set_frame_result = remember
-        seen = {"index": None}
-
-        def on_swap(_window=window, _captured=captured) -> None:
-            index = _window.viewport.displayed_index
-            if index is None or index == seen["index"] or index not in _captured:
-                return
-            seen["index"] = index
-            now = time.monotonic()
-            swaps.append(now)
-            latencies.append((now - _captured.pop(index)) * 1000)
-
-        window.viewport.frameSwapped.connect(on_swap)
-        window.open_source(str(options.shared_dir / "media" / CLIP))
-        # Measure after models loaded and the first frames flowed.
-        state = {"t0": None}
-
-        def start_measuring() -> None:
-            if window.frames_shown < 5:
-                QTimer.singleShot(200, start_measuring)
-                return
-            latencies.clear()
-            swaps.clear()
-            state["t0"] = time.monotonic()
-            QTimer.singleShot(int(seconds * 1000), finish)
-
-        def finish() -> None:
-            # Before quit(): Qt 6 closes the windows on quit, which stops the session.
-            state["stats"] = window.session.stats()
-            app.quit()
-
-        QTimer.singleShot(200, start_measuring)
-        app.exec()
-        stats = state.get("stats")
-        window.close()
-        span = (swaps[-1] - swaps[0]) if len(swaps) > 1 else float("nan")
-        fps = (len(swaps) - 1) / span if len(swaps) > 1 else 0.0
-        rows.append(f"| {'+'.join(stages)} | {fps:.1f} | {np.median(latencies):.0f} | "
-                    f"{np.percentile(latencies, 95):.0f} | {stats.latency_ms if stats else 0:.0f} | "
-                    f"{stats.process_fps if stats else 0:.1f} | {stats.frames_dropped if stats else 0} |")
-    return "\n".join([
-        f"The window (1280×800, overlay view) playing {CLIP} (25 fps) for {seconds:.0f} s, "
-        "software OpenGL (Mesa llvmpipe under Xvfb). Latency: capture timestamp -> "
-        "QOpenGLWidget.frameSwapped of that frame.", "",
-        "| stages | display fps | latency median ms | latency p95 ms | of which capture→results ms | pipeline fps | dropped |",
-        "|---|---|---|---|---|---|---|", *rows, "",
-        "The clip plays at 25 fps, which caps the display rate; the rest of the latency after "
-        "the results are ready is the GUI thread's wait for its display timer and software "
-        "GL's rasterisation on the same two cores.", "",
-        f"Peak RSS: {peak_rss_mb():.0f} MB."])
+def render_markdown(rows: list[dict], headless: list[dict], source: Path, fps: float, seconds: float) -> str:
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    lines = [
+        f"The window (1280×800) playing {source.name} paced at {fps:g} fps for {seconds:g} s per "
+        "configuration (each in its own process), software OpenGL (Mesa llvmpipe under Xvfb). "
+        "*display fps*: distinct captured frames shown per second; *latency*: capture timestamp -> "
+        "QOpenGLWidget.frameSwapped of that frame; *results*: results per second of each stage; "
+        "*cpu*: cores used by the process.", "",
+        "| stages | view | display fps | latency median ms | p95 ms | capture→results ms | results/s | dropped | volume level | cpu | peak RSS MB | paint ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {'+'.join(r['stages'])} | {r['view']} | failed: {r['error']} |||||||||")
+            continue
+        lines.append(
+            f"| {'+'.join(r['stages'])} | {r['view']} | {_fmt(r['display_fps'])} | {_fmt(r['latency_ms_median'])} | "
+            f"{_fmt(r['latency_ms_p95'])} | {_fmt(r['capture_to_results_ms'])} | {_fmt(r['result_fps'])} | "
+            f"{_fmt(r['dropped'])} | {_fmt(r['volume_level'])} | {_fmt(r['cpu_cores'])} | {_fmt(r['peak_rss_mb'])} | "
+            f"{_fmt(r.get('paint_ms'))} |")
+    lines += ["", "Headless, lossless over the same file (every frame, every stage; fps counted from the "
+              "first processed frame, model loading apart):", "",
+              "| stages | fps | load s | frames | median ms per stage |", "|---|---|---|---|---|"]
+    for h in headless:
+        if "error" in h:
+            lines.append(f"| {'+'.join(h['stages'])} | failed: {h['error']} ||||")
+            continue
+        lines.append(f"| {'+'.join(h['stages'])} | {_fmt(h['fps'])} | {_fmt(h['load_s'])} | "
+                     f"{h['frames_processed']} | {_fmt(h['median_ms'])} |")
+    lines += ["", f"Load average (1, 5, 15 min) at the end: {load}."]
+    return "\n".join(lines)

@@ -153,6 +153,15 @@ class ControlsDock(QDockWidget):
         yaw.setToolTip("orbit angle of the volumetric view")
         yaw.valueChanged.connect(lambda v: setattr(self.settings, "volume_yaw_deg", float(v)))
         form.addRow("volume yaw", yaw)
+        from engine.volume.quality import QUALITY_CHOICES
+
+        quality = QComboBox()
+        quality.addItems(list(QUALITY_CHOICES))
+        quality.setToolTip("volume lattice: auto steps 65 / 129 / 257 to hold the frame rate")
+        quality.setCurrentText(self.settings.volume_quality)
+        quality.currentTextChanged.connect(lambda q: setattr(self.settings, "volume_quality", q))
+        form.addRow("volume quality", quality)
+        self.quality_combo = quality
         return box
 
     def _outputs_box(self) -> QGroupBox:

@@ -18,7 +18,7 @@ from app.log_bridge import LogBridge
 from app.qt_env import sanitize_qt_environment
 from app.session import CaptureSession
 from engine.settings import AppSettings, save_settings
-from engine.stages import StageOptions
+from engine.stage_factory import StageOptions
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.session.failed.connect(self._on_failed)
         settings.events.view.connect(self.viewport.set_view_mode)
         settings.events.volume_yaw_deg.connect(self.session.set_volume_yaw)
+        settings.events.volume_quality.connect(self.session.set_volume_quality)
         self.viewport.set_mirror(settings.mirror)
         settings.events.mirror.connect(self.viewport.set_mirror)
 
@@ -185,7 +186,8 @@ class MainWindow(QMainWindow):
         return StageOptions(device=s.device, face_backend=s.face_backend, body_backend=s.body_backend,
                             volume_backend=s.volume_backend, smoothing=s.smoothing, hfov_deg=s.hfov_deg,
                             person=None if s.person < 0 else s.person, live=True,
-                            volume_yaw_deg=s.volume_yaw_deg)
+                            volume_yaw_deg=s.volume_yaw_deg, volume_quality=s.volume_quality,
+                            target_fps=s.target_fps or None)
 
     def restart(self) -> None:
         spec = self.settings.last_source
@@ -293,6 +295,11 @@ class MainWindow(QMainWindow):
             "latency ms": stats.latency_ms,
             **{f"{k} ms": v for k, v in stats.stage_ms.items()},
         }
+        for name in stats.background:  # stages at their own rate: say how fast they update
+            hud[f"{name} fps"] = stats.stage_fps.get(name, 0.0)
+        level = self.session.volume_level()
+        if level is not None:
+            hud["volume level"] = f"{level} ({self.settings.volume_quality})"
         info = self.session.source_info()
         if info.get("kind") == "camera":  # what was asked for, what the driver gave, what arrives
             req, neg = info.get("requested", {}), info.get("negotiated", {})
@@ -393,6 +400,10 @@ def run_gui(args, settings: AppSettings) -> int:
     app.setApplicationName("holocap")
     if getattr(args, "view", None):
         settings.view = args.view
+    if getattr(args, "volume_quality", None):
+        settings.volume_quality = args.volume_quality
+    if getattr(args, "target_fps", None):
+        settings.target_fps = float(args.target_fps)
     if getattr(args, "stages", None):
         wanted = {s.strip() for s in args.stages.split(",")}
         settings.stages = {name: name in wanted or name == "perception" for name in settings.stages}

@@ -15,8 +15,8 @@ from typing import Any
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from engine.pipeline import FrameResult, Pipeline
-from engine.stage import Stage
-from engine.stages import StageOptions, resolve_stage_names
+from engine.stage_protocol import Stage
+from engine.stage_factory import StageOptions, resolve_stage_names
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class CaptureSession(QObject):
         self.source_spec = ""
         self.user_stopped = True
         self._closing = False
+        self.pace_fps: float | None = None  # play video files at this rate (benchmarks)
 
     # -- control -----------------------------------------------------------------------
     def start(self, source_spec: str, stage_names: list[str], options: StageOptions,
@@ -61,9 +62,12 @@ class CaptureSession(QObject):
 
         try:
             self._emit(self.loading, f"opening {spec}…")
-            source = open_source(spec, loop=loop, camera_mode=camera_mode or None, realtime=realtime)
+            source = open_source(spec, loop=loop, camera_mode=camera_mode or None, realtime=realtime,
+                                 pace_fps=self.pace_fps)
             static = isinstance(source, ImageSource)  # photos: detect on every frame
-            options = replace(options, static_images=static,
+            # The volume's budget follows the source (at most 30 fps) unless a target is set.
+            target = options.target_fps or min(30.0, float(getattr(source, "nominal_fps", 0.0) or 30.0))
+            options = replace(options, static_images=static, target_fps=target,
                               on_progress=lambda message: self._emit(self.loading, message))
             stages = self._stages_for(resolve_stage_names(names), options)
         except Exception as exc:  # shown to the user as a dialog; details in the log
@@ -97,10 +101,13 @@ class CaptureSession(QObject):
         the new source; build the missing ones."""
         stages = []
         for name in names:
-            key = replace(options, on_progress=None, volume_yaw_deg=0.0)  # yaw turns live, no rebuild
+            # Yaw, quality and budget change live, without a rebuild.
+            key = replace(options, on_progress=None, volume_yaw_deg=0.0, volume_quality=None, target_fps=None)
             stage = self._stages.get(name)
             if stage is not None and self._stage_key.get(name) == key:
                 stage.reset()
+                if hasattr(stage, "set_quality") and options.volume_quality:
+                    stage.set_quality(options.volume_quality, options.target_fps)
             else:
                 if stage is not None:
                     stage.close()
@@ -129,6 +136,17 @@ class CaptureSession(QObject):
             except Exception:
                 log.exception("closing stage %s failed", stage.name)
         self._stages.clear()
+
+    def set_volume_quality(self, quality: str) -> None:
+        """Fix the live volume's lattice level, or let it adapt ("auto"), from the next frame."""
+        stage = self._stages.get("volume")
+        if stage is not None and hasattr(stage, "set_quality"):
+            stage.set_quality(quality)
+
+    def volume_level(self) -> str | None:
+        """The live volume's lattice level in use (None without a volume stage)."""
+        stage = self._stages.get("volume")
+        return getattr(stage, "quality_level", None) if stage is not None else None
 
     def set_volume_yaw(self, yaw_deg: float) -> None:
         """Turn the live volumetric view without rebuilding anything."""
@@ -175,13 +193,13 @@ class CaptureSession(QObject):
 
 
 def _build_one(name: str, options: StageOptions) -> Stage:
-    from engine.stages import BUILDERS
+    from engine.stage_factory import BUILDERS
 
     return BUILDERS[name](options)
 
 
 def _is_user_error(exc: BaseException) -> bool:
     from engine.sources.errors import SourceError
-    from engine.stages import StageBuildError
+    from engine.stage_factory import StageBuildError
 
     return isinstance(exc, (SourceError, StageBuildError))

@@ -143,6 +143,7 @@ class Viewport(QOpenGLWidget):
         self._hud_image: QImage | None = None
         self._show_hud = True
         self._paint_times: deque[float] = deque(maxlen=FPS_WINDOW)
+        self._paint_ms: deque[float] = deque(maxlen=FPS_WINDOW)  # GUI-thread cost of each paint
         self._paint_count = 0
         self._drag_from: QPointF | None = None
         self._gl_ready = False
@@ -228,6 +229,11 @@ class Viewport(QOpenGLWidget):
             return 0.0
         return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
 
+    @property
+    def paint_ms(self) -> float:
+        """Median GUI-thread milliseconds of the last FPS_WINDOW paints (0 before any)."""
+        return float(np.median(self._paint_ms)) if self._paint_ms else 0.0
+
     def set_hud_stats(self, stats: Mapping[str, Any]) -> None:
         """Lines for the HUD, e.g. {"capture fps": 30.0, "face ms": 4.2, "dropped": 3};
         an empty mapping hides it."""
@@ -277,6 +283,7 @@ class Viewport(QOpenGLWidget):
             context.aboutToBeDestroyed.connect(self._release_gl)
 
     def paintGL(self) -> None:  # noqa: N802 (Qt API)
+        t0 = time.perf_counter()
         with self._lock:
             if self._pending is not None:
                 self._shown, self._pending = self._pending, None
@@ -294,6 +301,7 @@ class Viewport(QOpenGLWidget):
         finally:
             painter.end()
         self._paint_times.append(time.monotonic())
+        self._paint_ms.append((time.perf_counter() - t0) * 1000.0)
         self._paint_count += 1
 
     def _paint_hud(self, painter: QPainter) -> None:

@@ -37,6 +37,8 @@ class AppSettings:
     mirror: bool = False
     hfov_deg: float = 60.0
     volume_yaw_deg: float = 30.0  # orbit angle of the live volumetric view
+    volume_quality: str = "auto"  # auto | low | medium | high (engine.volume.quality)
+    target_fps: float = 0.0  # frame-time budget of the live volume; 0 = the source's fps, at most 30
     person: int = -1  # -1: the largest/most central person; k >= 0: the k-th from the left
     camera_mode: str = ""  # "WxH@fps" or "" for the device default
     show_hud: bool = True
@@ -78,8 +80,23 @@ def load_settings(path: Path | None = None) -> AppSettings:
         elif type(value) is not type(default):
             log.warning("settings: ignoring %s=%r (expected %s)", key, value, type(default).__name__)
             continue
+        problem = _check_value(key, value)
+        if problem:
+            log.warning("settings: ignoring %s=%r (%s); using %r", key, value, problem, default)
+            continue
         setattr(settings, key, value)
     return settings
+
+
+def _check_value(key: str, value: Any) -> str | None:
+    """Why a saved value of the right type is still unusable, or None when it is fine."""
+    if key == "volume_quality":
+        from engine.volume.quality import QUALITY_CHOICES
+
+        return None if value in QUALITY_CHOICES else f"choose one of {', '.join(QUALITY_CHOICES)}"
+    if key == "target_fps":
+        return None if value == value and 0.0 <= value <= 240.0 else "expected 0 (auto) to 240"
+    return None
 
 
 def settings_to_dict(settings: AppSettings) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import torch
 
 from engine.body.anny_body import AnnyBody
 from engine.body.anny_model import load_anny_body_data
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.render.raster_cpu import shade_lambert
 
 log = logging.getLogger("make_demo_source")

@@ -27,6 +27,10 @@ class BenchOptions:
     device: str = "auto"
     shared_dir: Path = repo_root().parent / "shared"
     quick: bool = False  # fewer repeats, for smoke tests of the bench code itself
+    source: Path | None = None  # another clip instead of the benchmark's default (bench app)
+    fps: float | None = None  # pace the source at this rate (bench app)
+    seconds: float | None = None  # measuring span per configuration (bench app)
+    json: Path | None = None  # also write the rows as JSON here (benchmarks that support it)
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from engine.body.anny_model import load_anny_body_data
 from engine.body.fit import AnnyFitter, FitSettings
 from engine.body.stage import BodySettings, BodyStage, observation_from_perception
 from engine.body.synthetic import BODY_JOINTS, random_pose, root_relative_error_mm, synthesize
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.frame import Frame
 from engine.perception.stage import PerceptionSettings, PerceptionStage
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from engine.bench import BenchOptions, peak_rss_mb
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.paths import repo_root
 
 log = logging.getLogger(__name__)

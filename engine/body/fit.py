@@ -43,7 +43,7 @@ from engine.body.fit_geometry import (
     solve_translation, translation_from_scale, trunk_orientation, upright_residual,
 )
 from engine.body.smoothing import PoseSmoother
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 
 log = logging.getLogger(__name__)
 

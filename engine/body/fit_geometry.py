@@ -8,7 +8,7 @@ import numpy as np
 import scipy.linalg
 
 from engine.body import topology as topo
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 
 LH, RH = topo.PoseLandmark.LEFT_HIP, topo.PoseLandmark.RIGHT_HIP
 LS, RS = topo.PoseLandmark.LEFT_SHOULDER, topo.PoseLandmark.RIGHT_SHOULDER

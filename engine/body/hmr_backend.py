@@ -24,7 +24,7 @@ from engine.body.result import BodyResult
 from engine.body.rotations import rotmat_to_axis_angle
 from engine.body.smpl_io import SmplLayer, load_smpl
 from engine.body.smpl_topology import MEDIAPIPE_FROM_SMPL, SMPL_NUM_VERTICES, KeypointSource
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.device import resolve_device
 from engine.filters import OneEuroFilter
 from engine.frame import Frame

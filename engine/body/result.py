@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.stage import jsonable
+from engine.stage_protocol import jsonable
 
 
 @dataclass(frozen=True)

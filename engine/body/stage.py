@@ -17,10 +17,10 @@ from engine.body.anny_model import AnnyBodyData, load_anny_body_data
 from engine.body.export import export_mesh, export_name
 from engine.body.fit import AnnyFitter, FitOutput, FitSettings, Observation
 from engine.body.result import BodyResult
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.frame import Frame
 from engine.perception.result import PerceptionResult
-from engine.stage import StageContext
+from engine.stage_protocol import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class BodySettings:
 
 class BodyStage:
     name = "body"
+    requires: tuple[str, ...] = ("perception",)  # the stages whose results process() reads
 
     def __init__(self, settings: BodySettings | None = None,
                  on_progress: Callable[[str], None] | None = None,

@@ -14,7 +14,7 @@ from engine.body import topology as topo
 from engine.body.anny_kinematics import rodrigues
 from engine.body.anny_model import AnnyBodyData
 from engine.body.fit import AnnyFitter, FitOutput, Observation
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 
 #: Standard deviation (radians) of the random rotation of each posed bone.
 POSE_SPREAD = {"root": 0.3, "spine04": 0.1, "spine02": 0.1, "neck01": 0.1, "head": 0.2,

@@ -17,14 +17,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.face.blas_threads import single_threaded_blas
 from engine.face.export import export_face_mesh, export_name
 from engine.face.fit import FaceFitter, FitParams, FitSettings, SmoothingSettings, pose_deg, slide_shift
 from engine.face.morphable import LinearFaceModel
 from engine.face.result import FaceResult
 from engine.frame import Frame
-from engine.stage import StageContext
+from engine.stage_protocol import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: 
 
 class FaceStage:
     name = "face"
+    requires: tuple[str, ...] = ("perception",)  # the stages whose results process() reads
 
     def __init__(self, settings: FaceSettings | None = None, model: LinearFaceModel | None = None,
                  on_progress: Callable[[str], None] | None = None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.face.bfm import BFM_UNIT_M, BfmModel, load_bfm, reconstruct_image
 from engine.face.face_detector import FaceBox, MediapipeFaceDetector
 from engine.face.pose import pose_degrees, scale_and_rotation

@@ -31,7 +31,7 @@ from engine.outputs.atomic import atomic_write_bytes
 from engine.outputs.base import OutputItem, ThreadedOutput
 from engine.outputs.ply import ply_bytes
 from engine.outputs.video_writer import VideoWriter
-from engine.stage import jsonable
+from engine.stage_protocol import jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class RecorderSettings:
 
 class Recorder(ThreadedOutput):
     """The recording output. `send(image, frame_index, t, results=..., meshes=...)`:
-    results is anything `engine.stage.jsonable` accepts (or has `to_json()`), meshes maps a
+    results is anything `engine.stage_protocol.jsonable` accepts (or has `to_json()`), meshes maps a
     name ("face", "body", "volume") to (vertices (V, 3), faces (F, 3)). The folder must not
     hold a recording already."""
 

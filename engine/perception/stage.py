@@ -18,7 +18,7 @@ from engine.frame import Frame
 from engine.perception.people import (choose_person, crop_box, extract_square, find_people,
                                       smooth_box, uncrop_mask)
 from engine.perception.result import PerceptionResult
-from engine.stage import StageContext
+from engine.stage_protocol import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class PerceptionSettings:
 
 class PerceptionStage:
     name = "perception"
+    requires: tuple[str, ...] = ()  # the stages whose results process() reads
 
     def __init__(self, settings: PerceptionSettings | None = None) -> None:
         self.settings = settings or PerceptionSettings()
@@ -103,10 +104,17 @@ class PerceptionStage:
         # With both graphs on, the face graph runs on a helper thread while the pose graph
         # runs here: mediapipe releases the GIL, so the stage costs max(face, pose) on two
         # cores instead of their sum.
+        # On video the people search (every `people_every` frames) also goes to the helper
+        # thread, beside the face: its crop then applies from the next frame, and the pose
+        # graph — the longest of the three — is not made to wait for it. Photos are
+        # unrelated to each other, so there the crop is found first, for this image.
         face_job = None
+        concurrent_people = not self.settings.static_image_mode
         if self._face_mesh is not None and self._pose is not None:
-            face_job = self._executor.submit(self._detect_face, rgb, width, height)
+            face_job = self._executor.submit(self._detect_face, rgb, width, height, concurrent_people)
         face = self._detect_face(rgb, width, height) if face_job is None else None
+        if face_job is None or not concurrent_people:
+            self._update_person_crop(rgb)
         pose, visibility, world, mask = self._detect_pose(rgb, width, height)
         if face_job is not None:
             face = face_job.result()
@@ -123,7 +131,10 @@ class PerceptionStage:
             segmentation=mask,
         )
 
-    def _detect_face(self, rgb: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    def _detect_face(self, rgb: np.ndarray, width: int, height: int,
+                     find_people: bool = False) -> np.ndarray | None:
+        if find_people:
+            self._update_person_crop(rgb)
         if self._face_mesh is None:
             return None
         out = self._face_mesh.process(rgb)
@@ -136,14 +147,14 @@ class PerceptionStage:
         pose = visibility = world = mask = None
         if self._pose is None:
             return pose, visibility, world, mask
-        self._update_person_crop(rgb)
-        if self._crop is None:
+        crop = self._crop  # read once: the helper thread may set the next frame's crop meanwhile
+        if crop is None:
             x0, y0, crop_w, crop_h = 0.0, 0.0, width, height
             out = self._pose.process(rgb)
         else:
-            x0, y0 = float(self._crop[0]), float(self._crop[1])
-            crop_w = crop_h = float(self._crop[2] - self._crop[0])
-            out = self._pose.process(extract_square(rgb, self._crop, POSE_CROP_SIZE))
+            x0, y0 = float(crop[0]), float(crop[1])
+            crop_w = crop_h = float(crop[2] - crop[0])
+            out = self._pose.process(extract_square(rgb, crop, POSE_CROP_SIZE))
         if out.pose_landmarks is not None and self.settings.pose:
             pose = landmarks_to_pixels(out.pose_landmarks.landmark, crop_w, crop_h)
             pose[:, 0] += x0
@@ -153,8 +164,8 @@ class PerceptionStage:
                 world = np.array([[p.x, p.y, p.z] for p in out.pose_world_landmarks.landmark], np.float32)
         if self.settings.segmentation and out.segmentation_mask is not None:
             mask = np.asarray(out.segmentation_mask, dtype=np.float32)
-            if self._crop is not None:
-                mask = uncrop_mask(mask, self._crop, width, height)
+            if crop is not None:
+                mask = uncrop_mask(mask, crop, width, height)
         self._pose_centre = None if pose is None else pose[:, :2].mean(axis=0)
         return pose, visibility, world, mask
 

@@ -63,3 +63,11 @@ def thick_line_quads(points: np.ndarray, edges: np.ndarray, half_width: float) -
     base = (np.arange(len(edges), dtype=np.uint32) * 4)[:, None]
     triangles = np.concatenate([base + np.array([0, 1, 2], np.uint32), base + np.array([2, 1, 3], np.uint32)])
     return corners.reshape(-1, 2), triangles
+
+
+def unique_edges(triangles: np.ndarray) -> np.ndarray:
+    """(E, 2) int32: each edge of (F, 3) `triangles` once (a closed mesh has ~1.5 F edges, a
+    wireframe drawn per triangle 3 F), smaller index first."""
+    tris = np.asarray(triangles, np.int64)
+    edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1)
+    return np.unique(edges, axis=0).astype(np.int32)

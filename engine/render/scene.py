@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 from OpenGL import GL
 
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.frame import Frame
 from engine.render.drawers.mesh import MeshDrawer
 from engine.render.drawers.overlay import OverlayDrawer
 from engine.render.drawers.quad import FULL_VIEWPORT, MIRRORED_VIEWPORT, QuadDrawer
 from engine.render.drawers.text import TextDrawer
-from engine.render.geometry import bbox_center
+from engine.render.geometry import bbox_center, unique_edges
 from engine.render.gl_objects import DynamicTexture
 from engine.render.status import FrameResultLike, stage_placeholder
 from engine.render.topology import MEDIAPIPE_POSE_EDGES
@@ -46,9 +46,11 @@ SKELETON_COLOR = (1.0, 0.85, 0.2, 0.95)
 FACE_ALBEDO = (0.85, 0.66, 0.55)
 BODY_ALBEDO = (0.55, 0.62, 0.75)
 POSE_VISIBILITY_MIN = 0.5
-# A face wireframe over a webcam image has fewer pixels than BFM has triangles (76k): past
-# this many only every k-th triangle is drawn, which looks the same and costs a quarter.
-MAX_OVERLAY_WIRE_TRIANGLES = 20000
+# A face wireframe over a webcam image has fewer pixels than BFM has edges (~115k): past
+# this many only every k-th edge is drawn, which looks the same. Edges are drawn as GL
+# lines, each once: polygon-mode triangles draw every shared edge twice and cost software
+# GL (llvmpipe) ~3x the time on the GUI thread (measured with py-spy under `bench app`).
+MAX_OVERLAY_WIRE_EDGES = 12000
 
 class SceneRenderer:
     """Draws FrameResults with OpenGL 3.3 core. Call `initialize()` once with the GL context
@@ -60,6 +62,8 @@ class SceneRenderer:
         self._frame_image: np.ndarray | None = None
         self._volume_source: Any = None
         self._volume_choice: tuple[int, str] | None = None
+        self._wire_source: np.ndarray | None = None  # the triangles _wire_edges were made from
+        self._wire_edges: np.ndarray | None = None
 
     def initialize(self) -> None:
         self.quad = QuadDrawer()
@@ -125,9 +129,8 @@ class SceneRenderer:
         mvp = mirror_x(view.mirror) @ image_to_ndc(w, h)
         face, body, perception = (fr.results.get(k) for k in ("face", "body", "perception"))
         if view.show_face_mesh and face is not None:
-            step = -(-len(face.triangles) // MAX_OVERLAY_WIRE_TRIANGLES)
-            self.overlay.draw_wireframe("face_wire", face.vertices_image, face.triangles[::step], mvp,
-                                        FACE_WIRE_COLOR)
+            self.overlay.draw_lines("face_wire", face.vertices_image, self._overlay_edges(face.triangles),
+                                    mvp, FACE_WIRE_COLOR)
             self.overlay.draw_points("face_fit_points", face.landmarks_2d, mvp, FACE_FIT_POINT_COLOR,
                                      view.point_size_px)
         # Sizes are given in screen pixels; this converts them to image pixels.
@@ -227,6 +230,15 @@ class SceneRenderer:
         if key != self._frame_key or frame.image is not self._frame_image:
             self.frame_texture.upload(frame.image)
             self._frame_key, self._frame_image = key, frame.image
+
+    def _overlay_edges(self, triangles: np.ndarray) -> np.ndarray:
+        """The face wireframe's edges, each once and at most MAX_OVERLAY_WIRE_EDGES, kept
+        for as long as the stage hands out the same triangle array (every frame)."""
+        if triangles is not self._wire_source:
+            edges = unique_edges(triangles)
+            step = -(-len(edges) // MAX_OVERLAY_WIRE_EDGES)
+            self._wire_edges, self._wire_source = edges[::step], triangles
+        return self._wire_edges
 
     def _placeholder(self, lines: list[str], rect: Rect) -> None:
         GL.glViewport(rect.x, rect.y, rect.width, rect.height)

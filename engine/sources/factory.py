@@ -70,7 +70,7 @@ def parse_spec(spec: str) -> SourceSpec:
 
 
 def make_source(spec: SourceSpec, *, loop: bool = False, camera_mode: CameraMode | str | None = None,
-                realtime: bool = True) -> Source:
+                realtime: bool = True, pace_fps: float | None = None) -> Source:
     """Construct (not open) the source for a parsed spec."""
     if spec.kind == "camera":
         if isinstance(camera_mode, str):
@@ -84,12 +84,12 @@ def make_source(spec: SourceSpec, *, loop: bool = False, camera_mode: CameraMode
         return SyntheticSource(spec.width, spec.height, spec.fps, loop=loop, realtime=realtime)
     assert spec.path is not None
     if spec.kind == "video":
-        return VideoSource(spec.path, loop=loop, realtime=realtime)
+        return VideoSource(spec.path, loop=loop, realtime=realtime, pace_fps=pace_fps)
     return ImageSource(spec.path, loop=loop, fps=STILL_FPS, realtime=realtime)
 
 
 def open_source(spec: str, *, loop: bool = False, camera_mode: CameraMode | str | None = None,
-                realtime: bool = True) -> Source:
+                realtime: bool = True, pace_fps: float | None = None) -> Source:
     """Parse `spec`, build the source and open it; returns an opened Source.
 
     spec: a video file, an image file, a folder of images, `camera:N`, `camera:NAME`, a bare
@@ -97,8 +97,10 @@ def open_source(spec: str, *, loop: bool = False, camera_mode: CameraMode | str 
     loop: files and synthetic sources restart at the end instead of ending.
     camera_mode: requested camera mode (CameraMode or "1280x720@30[:MJPG]"); default 720p30 MJPG.
     realtime: pace files to their frame rate (GUI); False delivers as fast as read (headless).
+    pace_fps: play video files at this rate instead of their own (benchmarks).
     Raises SourceError with a one-line message for every kind of bad input.
     """
-    source = make_source(parse_spec(spec), loop=loop, camera_mode=camera_mode, realtime=realtime)
+    source = make_source(parse_spec(spec), loop=loop, camera_mode=camera_mode, realtime=realtime,
+                         pace_fps=pace_fps)
     source.open()
     return source

@@ -47,10 +47,14 @@ class VideoSource:
 
     loop: rewind at the end instead of ending (read() then never returns None until closed).
     realtime: pace delivery to the file's frame rate.
+    pace_fps: play at this rate instead of the file's (re-timing a 25 fps clip to a 30 fps
+        camera's, e.g. for the app benchmark); nominal_fps then reports it.
     """
 
-    def __init__(self, path: str | Path, *, loop: bool = False, realtime: bool = False) -> None:
+    def __init__(self, path: str | Path, *, loop: bool = False, realtime: bool = False,
+                 pace_fps: float | None = None) -> None:
         self._path = Path(path)
+        self._pace_fps = pace_fps if pace_fps and math.isfinite(pace_fps) and pace_fps > 0 else None
         self._loop = loop
         self._realtime = realtime
         self._cap: cv2.VideoCapture | None = None
@@ -90,6 +94,9 @@ class VideoSource:
         if not math.isfinite(fps) or fps <= 0 or fps > 1000:
             log.info("video %s states no usable frame rate (%r); assuming %.0f fps", self._path, fps, DEFAULT_FPS)
             fps = DEFAULT_FPS
+        if self._pace_fps is not None:
+            log.info("video %s: played at %.3g fps instead of its own %.3g", self._path, self._pace_fps, fps)
+            fps = self._pace_fps
         self._fps = fps
         self._frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._cap, self._pending = cap, image

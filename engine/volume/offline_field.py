@@ -1,7 +1,7 @@
 """The offline volumetric field: occupancy and colour built per frame from the body fit,
 the person's silhouette and the frame itself (no trained network, nothing downloaded).
 
-Frames. Camera space is x right, y down, z forward, metres (engine.camera). The field's
+Frames. Camera space is x right, y down, z forward, metres (engine.pinhole). The field's
 cube [-1, 1]^3 (engine.volume.render: x right, y down, z away from the camera) is the axis-
 aligned box `CubeMap` around the person: X_camera = centre + half * p_cube. The body grid
 is laid out over the cube; the silhouette, the per-ray maps of the body (`ray_maps`) and

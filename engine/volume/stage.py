@@ -23,9 +23,10 @@ from engine.body.result import BodyResult
 from engine.filters import OneEuroFilter
 from engine.frame import Frame
 from engine.perception.result import PerceptionResult
-from engine.stage import StageContext
+from engine.stage_protocol import StageContext
 from engine.volume.localize import check_resolutions
 from engine.volume.offline_field import CubeMap, OfflineFieldSettings, build_offline_field, warm_up
+from engine.volume.quality import QualityController, budget_ms_for
 from engine.volume.render import RenderedView, normal_to_bgr8, render_view, to_bgr8
 from engine.volume.result import VolumeResult
 
@@ -53,7 +54,11 @@ class VolumeSettings:
         leave them): the lattice work is many small ops, and on a 2-core machine shared with
         capture and mediapipe two threads mostly wait for each other (1 thread measured
         2.5-6x faster than 2 here).
-    export_dir: where `request_export()` writes meshes when given no path (None = not set)."""
+    export_dir: where `request_export()` writes meshes when given no path (None = not set).
+    quality: None = always `resolutions`; "auto" = step the lattice between the levels of
+        engine.volume.quality (65 -> 129 -> 257) to hold the frame-time budget; "low" /
+        "medium" / "high" = that level, fixed.
+    target_fps: the frame-time budget for "auto" is 1000 / target_fps ms (None: 30)."""
 
     backend: str = "auto"
     hfov_deg: float = 60.0
@@ -67,6 +72,8 @@ class VolumeSettings:
     pifu_color_model: str | None = "pifu-netc"
     cpu_threads: int | None = 1
     export_dir: Path | None = None
+    quality: str | None = None
+    target_fps: float | None = None
 
     @property
     def size(self) -> int:
@@ -78,7 +85,8 @@ class VolumeSettings:
         that keeps localisation + rendering of the offline field at >= 15 fps on a 2-core CPU
         (docs/PERFORMANCE.md, volume_field). The defaults (three 257 x 257 views) are for
         headless runs."""
-        return cls(backend=backend, hfov_deg=hfov_deg, yaws_deg=(0.0,), resolutions=(17, 33, 65, 129))
+        return cls(backend=backend, hfov_deg=hfov_deg, yaws_deg=(0.0,), resolutions=(17, 33, 65, 129),
+                   quality="auto")
 
 
 # (occupancy, colour or None, stats) of one frame, or None when there is nothing to render.
@@ -94,6 +102,7 @@ class VolumeStage:
     installed weights named in the settings."""
 
     name = "volume"
+    requires: tuple[str, ...] = ("perception", "body")  # the stages whose results process() reads
 
     def __init__(self, settings: VolumeSettings | None = None, device: str = "auto",
                  pifu_model: Any = None) -> None:
@@ -103,6 +112,8 @@ class VolumeStage:
         if self.settings.backend not in BACKENDS:
             raise ValueError(f"unknown volume backend {self.settings.backend!r}: use one of {BACKENDS}")
         check_resolutions(self.settings.resolutions)
+        self._quality = None if self.settings.quality is None else \
+            QualityController(self.settings.quality, budget_ms_for(self.settings.target_fps))
         self.device = resolve_device(device)
         self._cube_filter = OneEuroFilter(min_cutoff=0.3, beta=0.5)
         self._cube_last: np.ndarray | None = None  # (4,) steadied centre and half, metres
@@ -130,6 +141,23 @@ class VolumeStage:
             log.info("volume back-end: PIFu on %s", self.device)
         return model
 
+    @property
+    def quality_level(self) -> str | None:
+        """The lattice level in use ("low" / "medium" / "high"), None when fixed by settings."""
+        return None if self._quality is None else self._quality.level
+
+    def set_quality(self, quality: str, target_fps: float | None = None) -> None:
+        """Change the quality ("auto" or a fixed level) and, if given, the target fps, from
+        the next frame on, without rebuilding anything."""
+        budget = budget_ms_for(target_fps if target_fps is not None else self.settings.target_fps)
+        if self._quality is None:
+            self._quality = QualityController(quality, budget)
+        else:
+            self._quality.set_quality(quality)
+            self._quality.set_budget_ms(budget)
+        self.settings = dataclasses.replace(self.settings, quality=self._quality.quality,
+                                            target_fps=target_fps if target_fps is not None else self.settings.target_fps)
+
     def set_yaws(self, yaws_deg: tuple[float, ...]) -> None:
         """Render these orbit angles from the next frame on (each view costs its own
         localisation, so a viewer showing one angle should ask for that one only)."""
@@ -153,22 +181,29 @@ class VolumeStage:
 
     def _process(self, frame: Frame, body: BodyResult, perception: PerceptionResult) -> VolumeResult | None:
         t0 = time.perf_counter()
-        fns = self._pifu_fns(frame, perception) if self._pifu is not None else self._field_fns(frame, body, perception)
+        resolutions = self.settings.resolutions if self._quality is None else self._quality.resolutions
+        fns = self._pifu_fns(frame, perception) if self._pifu is not None else \
+            self._field_fns(frame, body, perception, int(resolutions[-1]))
         if fns is None:
             return None
         occupancy, color, stats = fns
         stats["ms_build"] = (time.perf_counter() - t0) * 1e3
-        views = [render_view(occupancy, color, yaw, self.settings.pitch_deg, self.settings.resolutions,
+        views = [render_view(occupancy, color, yaw, self.settings.pitch_deg, resolutions,
                              self.settings.mode, device=self.device) for yaw in self.settings.yaws_deg]
+        stats["resolution"] = int(resolutions[-1])
+        if self._quality is not None:
+            stats["quality"] = self._quality.level
+            self._quality.update((time.perf_counter() - t0) * 1e3)
         if self._export_next is not None:
             target, self._export_next = self._export_next, None
             if target.suffix == "":
                 target = target / f"volume_{frame.index:06d}_{self.backend}.ply"
             cube = CubeMap(np.asarray(stats["cube_centre_m"]), stats["cube_half_m"]) if "cube_half_m" in stats else None
-            export_volume_mesh(occupancy, color, target, self.settings.resolutions, cube, self.device)
+            export_volume_mesh(occupancy, color, target, resolutions, cube, self.device)
         return volume_result(views, self.settings.yaws_deg, stats, self.backend)
 
-    def _field_fns(self, frame: Frame, body: BodyResult, perception: PerceptionResult) -> FieldFns | None:
+    def _field_fns(self, frame: Frame, body: BodyResult, perception: PerceptionResult,
+                   size: int) -> FieldFns | None:
         if perception.segmentation is None and not self._said_no_mask:
             log.info("volume: no person mask (segmentation off): the offline field is the body alone, uncarved")
             self._said_no_mask = True
@@ -178,7 +213,7 @@ class VolumeStage:
             self._cube_last = self._cube_filter(np.append(cube.centre, cube.half), frame.t_capture)
             return steady_cube(cube, self._cube_last)
 
-        f = build_offline_field(body, perception.segmentation, frame.image, self.settings.size, self.settings.field,
+        f = build_offline_field(body, perception.segmentation, frame.image, size, self.settings.field,
                                 device=self.device, cube_filter=steady if self.settings.smoothing else None)
         if f is None:
             return None

@@ -9,7 +9,7 @@ from engine.body import anny_model
 from engine.body.anny_body import AnnyBody, batch_rodrigues
 from engine.body.anny_model import ANNY_TO_MODEL, load_anny_body_data, save_anny_body_data
 from engine.body.fit import AnnyFitter, Observation
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from tests.engine.body.anny_synthetic import anny_data
 
 

@@ -15,7 +15,7 @@ from engine.body.anny_kinematics import rodrigues
 from engine.body.fit import AnnyFitter, FitSettings, Observation
 from engine.body.fit_geometry import depth_step_scale, in_view, refine_translation, translation_from_scale
 from engine.body.stage import BodySettings, BodyStage, implausible_fit
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.frame import Frame
 from engine.perception.stage import PerceptionSettings, PerceptionStage
 from tests.engine.body.anny_synthetic import anny_data, synthesize

@@ -8,7 +8,7 @@ from engine.body.anny_kinematics import rodrigues, rotation_log
 from engine.body.fit import AnnyFitter, FitSettings, Observation
 from engine.body.fit_geometry import solve_translation, trunk_orientation
 from engine.body.smoothing import RotationOneEuro
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from tests.engine.body.anny_synthetic import (
     BODY_JOINTS, anny_data, random_pose, root_relative_error_mm, synthesize,
 )

@@ -13,7 +13,7 @@ from engine.body.result import BodyResult
 from engine.body.rotations import axis_angle_to_rotmat
 from engine.body.smpl_io import SmplLayer, save_smpl_npz
 from engine.body.smpl_topology import MEDIAPIPE_FROM_SMPL, SMPL_NUM_VERTICES, SMPL_PARENTS
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.frame import Frame
 from engine.perception.result import PerceptionResult
 from tests.engine.body.smpl_random import random_smpl

@@ -9,7 +9,7 @@ import pytest
 
 from engine.body.fit import AnnyFitter, FitSettings
 from engine.body.stage import BodySettings, BodyStage
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.frame import Frame
 from engine.perception.result import PerceptionResult
 from tests.engine.body.anny_synthetic import anny_data, random_pose, synthesize

@@ -96,7 +96,7 @@ def test_result_fields(model, landmarks):
     from engine.face.topology import MEDIAPIPE_TO_IBUG68
     np.testing.assert_allclose(r.landmarks_2d, landmarks[MEDIAPIPE_TO_IBUG68, :2], atol=0.5)
     # camera space: metres, in front of the camera, and its projection lands on the face
-    from engine.camera import PinholeCamera
+    from engine.pinhole import PinholeCamera
     cam = PinholeCamera.from_fov(W, H, 60.0)
     assert (r.vertices_camera[:, 2] > 0.1).all()
     face = model.landmark_vertices[:, 0]

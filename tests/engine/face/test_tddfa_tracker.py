@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.face.bfm import BfmModel
 from engine.face.face_detector import FaceBox, MediapipeFaceDetector
 from engine.face.roi import roi_from_box

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.body.result import BodyResult
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.face.result import FaceResult
 from engine.frame import Frame
 from engine.pipeline import FrameResult

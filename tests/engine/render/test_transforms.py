@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.camera import PinholeCamera
+from engine.pinhole import PinholeCamera
 from engine.render.geometry import bbox_center, incidence_matrix, thick_line_quads, vertex_normals
 from engine.render.transforms import (Rect, fit_rect, image_to_ndc, nearest_index, orbit_eye, orbit_view, perspective,
                                       split_rect, vertical_fov)

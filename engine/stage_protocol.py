@@ -4,6 +4,10 @@ A stage owns its models and its temporal state (tracking, filters). It is built 
 `reset()` when the source changes and `close()`d at shutdown. `ctx` maps the names of
 earlier stages to this frame's results (face and body read "perception"; volume reads
 "body" and "perception"). A stage returns None when it found nothing in this frame.
+
+`requires` names the stages whose results `process()` reads from `ctx`; the pipeline runs
+a stage as soon as those are done (stages that need the same ones run side by side). A
+stage without it is taken to read every earlier stage.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class Result(Protocol):
 @runtime_checkable
 class Stage(Protocol):
     name: str
+    requires: tuple[str, ...]
 
     def process(self, frame: Frame, ctx: StageContext) -> Result | None: ...
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from engine.stage import Stage
+from engine.stage_protocol import Stage
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class StageOptions:
     on_progress: Callable[[str], None] | None = None  # model-loading messages for the GUI
     live: bool = False  # interactive use: the volume renders one 129-voxel view, not three 257s
     volume_yaw_deg: float = 30.0  # the live volume view's orbit angle
+    volume_quality: str | None = None  # None: the settings' schedule; auto | low | medium | high
+    target_fps: float | None = None  # the volume's frame-time budget (None: 30)
 
 
 def resolve_stage_names(requested: list[str] | tuple[str, ...]) -> list[str]:
@@ -92,10 +94,12 @@ def build_volume(options: StageOptions) -> Stage:
     _progress(options, "preparing the volumetric capture…")
     if options.live:
         live = VolumeSettings.live(options.volume_backend, options.hfov_deg)
-        settings = replace(live, yaws_deg=(options.volume_yaw_deg,), export_dir=options.export_dir)
+        settings = replace(live, yaws_deg=(options.volume_yaw_deg,), export_dir=options.export_dir,
+                           quality=options.volume_quality or live.quality, target_fps=options.target_fps)
     else:
         settings = VolumeSettings(backend=options.volume_backend, hfov_deg=options.hfov_deg,
-                                  export_dir=options.export_dir)
+                                  export_dir=options.export_dir, quality=options.volume_quality,
+                                  target_fps=options.target_fps)
     return VolumeStage(settings, device=options.device)
 
 
