@@ -26,10 +26,17 @@ def _compile(path: Path, kind: int) -> int:
     GL.glShaderSource(shader, path.read_text())
     GL.glCompileShader(shader)
     if not GL.glGetShaderiv(shader, GL.GL_COMPILE_STATUS):
-        message = GL.glGetShaderInfoLog(shader).decode(errors="replace")
+        message = _text(GL.glGetShaderInfoLog(shader))
         GL.glDeleteShader(shader)
         raise ShaderError(f"{path.name} does not compile:\n{message}")
     return shader
+
+
+def _text(log: bytes | str | None) -> str:
+    """GL info logs come back as bytes or str depending on the PyOpenGL build."""
+    if log is None:
+        return ""
+    return log.decode(errors="replace") if isinstance(log, bytes) else str(log)
 
 
 class ShaderProgram:
@@ -48,7 +55,7 @@ class ShaderProgram:
             GL.glDetachShader(self.id, shader)
             GL.glDeleteShader(shader)
         if not GL.glGetProgramiv(self.id, GL.GL_LINK_STATUS):
-            message = GL.glGetProgramInfoLog(self.id).decode(errors="replace")
+            message = _text(GL.glGetProgramInfoLog(self.id))
             GL.glDeleteProgram(self.id)
             raise ShaderError(f"program {name} does not link:\n{message}")
         self._locations: dict[str, int] = {}
