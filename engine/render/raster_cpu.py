@@ -30,6 +30,17 @@ class Raster:
     depth: np.ndarray
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pixel_box(x0, y0, x1, y1, x2, y2, h, w):  # pragma: no cover - compiled
+    """Signed doubled area and the clipped pixel bounding box of one screen triangle."""
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    xmin = max(int(np.ceil(min(x0, x1, x2))), 0)
+    xmax = min(int(np.floor(max(x0, x1, x2))), w - 1)
+    ymin = max(int(np.ceil(min(y0, y1, y2))), 0)
+    ymax = min(int(np.floor(max(y0, y1, y2))), h - 1)
+    return area, xmin, xmax, ymin, ymax
+
+
 @numba.njit(cache=True, nogil=True)
 def _raster_kernel(verts, tris, tri_id, bary, depth):  # pragma: no cover - compiled
     h, w = depth.shape
@@ -38,13 +49,9 @@ def _raster_kernel(verts, tris, tri_id, bary, depth):  # pragma: no cover - comp
         x0, y0, z0 = verts[i0, 0], verts[i0, 1], verts[i0, 2]
         x1, y1, z1 = verts[i1, 0], verts[i1, 1], verts[i1, 2]
         x2, y2, z2 = verts[i2, 0], verts[i2, 1], verts[i2, 2]
-        area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+        area, xmin, xmax, ymin, ymax = _pixel_box(x0, y0, x1, y1, x2, y2, h, w)
         if abs(area) < 1e-12:
             continue
-        xmin = max(int(np.ceil(min(x0, x1, x2))), 0)
-        xmax = min(int(np.floor(max(x0, x1, x2))), w - 1)
-        ymin = max(int(np.ceil(min(y0, y1, y2))), 0)
-        ymax = min(int(np.floor(max(y0, y1, y2))), h - 1)
         inv = 1.0 / area
         for py in range(ymin, ymax + 1):
             for px in range(xmin, xmax + 1):
@@ -71,13 +78,9 @@ def _coverage_kernel(verts, tris, mask):  # pragma: no cover - compiled
         x0, y0 = verts[tris[f, 0], 0], verts[tris[f, 0], 1]
         x1, y1 = verts[tris[f, 1], 0], verts[tris[f, 1], 1]
         x2, y2 = verts[tris[f, 2], 0], verts[tris[f, 2], 1]
-        area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+        area, xmin, xmax, ymin, ymax = _pixel_box(x0, y0, x1, y1, x2, y2, h, w)
         if abs(area) < 1e-12:
             continue
-        xmin = max(int(np.ceil(min(x0, x1, x2))), 0)
-        xmax = min(int(np.floor(max(x0, x1, x2))), w - 1)
-        ymin = max(int(np.ceil(min(y0, y1, y2))), 0)
-        ymax = min(int(np.floor(max(y0, y1, y2))), h - 1)
         inv = 1.0 / area
         for py in range(ymin, ymax + 1):
             for px in range(xmin, xmax + 1):
