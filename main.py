@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 # Before cv2 is first imported: keep FFmpeg/OpenCV chatter about a broken file from
 # burying our one-line message.
@@ -34,11 +35,21 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line, exit status 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line naming it and what is allowed (no usage dump):
+    `holocap: error: argument --hfov: '0': expected a number from 1 to 179`, exit status 2."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"holocap: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from engine.settings_schema import DEVICES, cli_type
+
+    parser = OneLineParser(
         prog="holocap", description="Live 3D from one webcam: face, body and volumetric capture.")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+    parser.add_argument("--device", default=None, choices=DEVICES,
                         help="where torch models run (default: saved setting, else auto)")
     parser.add_argument("--reset-settings", action="store_true", help="forget saved settings first")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
@@ -48,10 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--stages", default=None,
                        help="comma-separated: perception,face,body,volume (default: saved setting)")
         p.add_argument("--loop", action="store_true", help="restart a video file at its end")
-        p.add_argument("--camera-mode", default=None, help="camera mode WxH@fps, e.g. 1280x720@30")
-        p.add_argument("--person", type=int, default=None,
+        p.add_argument("--camera-mode", default=None, type=cli_type("camera_mode"),
+                       help="camera mode WxH@fps, e.g. 1280x720@30")
+        p.add_argument("--person", type=cli_type("person"), default=None,
                        help="with several people: k-th from the left (default: largest, most central)")
-        p.add_argument("--volume-quality", choices=["auto", "low", "medium", "high"], default=None,
+        p.add_argument("--face-backend", type=cli_type("face_backend"), default=None,
+                       help="auto | anny | bfm | tddfa (default: saved setting)")
+        p.add_argument("--body-backend", type=cli_type("body_backend"), default=None,
+                       help="auto | anny | hmr (default: saved setting)")
+        p.add_argument("--volume-backend", type=cli_type("volume_backend"), default=None,
+                       help="auto | field | pifu (default: saved setting)")
+        p.add_argument("--hfov", type=cli_type("hfov_deg"), default=None,
+                       help="the camera's horizontal field of view in degrees, 1-179 (default: saved, 60)")
+        p.add_argument("--volume-quality", type=cli_type("volume_quality"), default=None,
                        help="volume lattice: auto adapts 65/129/257 to the frame budget (default: "
                             "saved setting in the app, high with three views headless)")
         p.add_argument("--target-fps", type=_positive_fps, default=None,
@@ -60,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui = sub.add_parser("gui", help="the desktop app (default)")
     add_source_args(gui)
     gui.add_argument("--view", choices=["overlay", "mesh", "volume", "split"], default=None)
-    gui.add_argument("--frames", type=int, default=None, help="process N frames, then exit")
+    gui.add_argument("--frames", type=_positive_int, default=None, help="process N frames, then exit")
     gui.add_argument("--screenshot", type=Path, default=None, help="save a grab of the window at exit")
     gui.add_argument("--event-mode", action="store_true", help="fullscreen, autostart, UI hidden (F1)")
 
@@ -68,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_args(run)
     run.add_argument("--headless", action="store_true", help="no window: write files to --out")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder for headless runs")
-    run.add_argument("--max-frames", type=int, default=None)
+    run.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames (N ≥ 1)")
+    run.add_argument("--segment-minutes", type=cli_type("segment_minutes"), default=None,
+                     help="--loop and camera runs cut videos and results into segments this long (default: saved, 10)")
+    run.add_argument("--disk-budget-gb", type=cli_type("disk_budget_gb"), default=None,
+                     help="such runs keep their outputs within this, deleting the oldest segments (default: saved, 20)")
     run.add_argument("--export-meshes", action="store_true", help="write per-frame .ply meshes to OUT/meshes")
     run.add_argument("--no-progress", action="store_true")
     from engine.outputs.options import add_output_arguments
@@ -83,12 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks into docs/PERFORMANCE.md")
     bench.add_argument("name", choices=BENCHMARKS + ("all",))
     bench.add_argument("--quick", action="store_true", help="few repeats (smoke test of the benchmark)")
-    bench.add_argument("--repeats", type=int, default=50)
+    bench.add_argument("--repeats", type=_positive_int, default=50)
     bench.add_argument("--source", type=Path, default=None, help="app: the clip to play (default: talking head)")
     bench.add_argument("--fps", type=_positive_fps, default=None, help="app: pace the source at this rate (30)")
-    bench.add_argument("--seconds", type=float, default=None, help="app: seconds measured per configuration (20)")
+    bench.add_argument("--seconds", type=_positive_fps_or_seconds, default=None,
+                       help="app: seconds measured per configuration (20); soak: length of the run (1800)")
     bench.add_argument("--json", type=Path, default=None, help="app: also write the rows as JSON to FILE")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _positive_fps(text: str) -> float:
@@ -98,6 +133,16 @@ def _positive_fps(text: str) -> float:
         value = float("nan")
     if not (0.0 < value <= 240.0):
         raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate between 0 and 240")
+    return value
+
+
+def _positive_fps_or_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0.0 < value <= 7 * 86400):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
 
 
@@ -127,32 +172,67 @@ def cmd_run(args, settings) -> int:
     if not args.headless:
         return cmd_gui(args, settings)
     from engine.headless import HeadlessOptions, run_headless
-    from engine.stage_factory import StageOptions, build_stages
+    from engine.stage_factory import StageOptions, build_stages, resolve_stage_names
 
+    # Everything the user typed is checked before a model loads (which takes seconds).
+    _check_writable_folder("--out", args.out)
+    if getattr(args, "record", None) is not None:
+        _check_writable_folder("--record", Path(args.record or "recordings"))
+    stage_names = resolve_stage_names(_stage_list(args.stages, settings))
     source = _open_source(args.source, args.loop, args.camera_mode, realtime=False)
     try:
         options = StageOptions(
-            device=settings.device, face_backend=settings.face_backend,
-            body_backend=settings.body_backend, volume_backend=settings.volume_backend,
-            smoothing=settings.smoothing, hfov_deg=settings.hfov_deg,
+            device=settings.device, face_backend=args.face_backend or settings.face_backend,
+            body_backend=args.body_backend or settings.body_backend,
+            volume_backend=args.volume_backend or settings.volume_backend,
+            smoothing=settings.smoothing, hfov_deg=args.hfov or settings.hfov_deg,
             static_images=_is_static_images(source),
             person=None if args.person is None or args.person < 0 else args.person,
             export_dir=(args.out / "meshes") if args.export_meshes else None,
             volume_quality=args.volume_quality, target_fps=args.target_fps)
         t_load = time.monotonic()
-        stages = build_stages(_stage_list(args.stages, settings), options)
+        stages = build_stages(stage_names, options)
         load_s = time.monotonic() - t_load
         outputs = _make_outputs(args)
         summary = run_headless(source, stages, HeadlessOptions(
             out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress,
             outputs=outputs, export_meshes_dir=(args.out / "meshes") if args.export_meshes else None,
-            load_s=load_s))
+            load_s=load_s, segment_minutes=args.segment_minutes or settings.segment_minutes,
+            disk_budget_gb=args.disk_budget_gb or settings.disk_budget_gb))
     finally:
         source.close()
     settings.last_source = args.source
-    log.info("processed %d frames at %.1f fps -> %s", summary["frames_processed"], summary["fps"], args.out)
-    print(f"wrote {args.out / 'results.jsonl'}, {args.out / 'summary.json'}, {args.out / 'overlay.mp4'}")
-    return 0
+    return _report_run(summary, args.out)
+
+
+def _check_writable_folder(flag: str, folder: Path) -> None:
+    """`folder` is, or can be made, a folder we may write in; else a UserError naming flag."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {folder}: is a file, not a folder")
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{flag} {folder}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder}: no permission to write in {parent}")
+
+
+def _report_run(summary: dict, out: Path) -> int:
+    """One line on what was written and the exit status that tells the truth about the run:
+    128 + signal when stopped by one, 3 when an output failed (the others went on), else 0."""
+    from engine.signals import exit_status
+
+    log.info("processed %d frames at %.1f fps -> %s", summary["frames_processed"], summary["fps"], out)
+    written = ", ".join(str(out / name) for name in summary.get("files", ()))
+    failed = summary.get("output_errors") or {}
+    if failed:
+        for name, why in failed.items():
+            print(f"holocap: output {name} failed: {why}", file=sys.stderr)
+    print(f"wrote {written}" if written else "wrote nothing")
+    if summary.get("interrupted") and summary.get("signal_number"):
+        return exit_status(summary["signal_number"])
+    return 3 if failed else 0
 
 
 def _make_outputs(args):
@@ -239,17 +319,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if args.device:
         settings.device = args.device
+    from engine.signals import exit_status, stop_on_signals
+
     try:
-        status = HANDLERS[args.command](args, settings)
+        with stop_on_signals():
+            status = HANDLERS[args.command](args, settings)
         save_settings(settings)
         return status
     except _user_error_types() as exc:
         log.debug("user error", exc_info=True)
         print(f"holocap: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("holocap: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)
+        print(f"holocap: interrupted ({'SIGINT' if signum == 2 else exc})", file=sys.stderr)
+        return exit_status(signum)
     except Exception as exc:  # last resort: one line for the user, the traceback in the log
         logging.getLogger("holocap").debug("unexpected error", exc_info=True)
         with open(log_path, "a") as f:

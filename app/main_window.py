@@ -404,6 +404,11 @@ def run_gui(args, settings: AppSettings) -> int:
         settings.volume_quality = args.volume_quality
     if getattr(args, "target_fps", None):
         settings.target_fps = float(args.target_fps)
+    # In the app, a flag is a choice the user keeps (as if made in the controls panel).
+    for flag, key in (("face_backend", "face_backend"), ("body_backend", "body_backend"),
+                      ("volume_backend", "volume_backend"), ("hfov", "hfov_deg")):
+        if getattr(args, flag, None) is not None:
+            setattr(settings, key, getattr(args, flag))
     if getattr(args, "stages", None):
         wanted = {s.strip() for s in args.stages.split(",")}
         settings.stages = {name: name in wanted or name == "perception" for name in settings.stages}
@@ -437,5 +442,22 @@ def run_gui(args, settings: AppSettings) -> int:
             status["code"] = 2
             window.close()
         window.session.failed.connect(on_failed)
-    app.exec()
+    from engine.signals import exit_status, stop_on_signals
+
+    # Qt's event loop runs no Python code while idle, so a short timer lets the interpreter
+    # see a SIGTERM/SIGHUP/SIGINT; the window then closes as if the user closed it
+    # (the session stops, recordings are finished, settings saved).
+    with stop_on_signals(raise_in_main=False) as stop:
+        def close_on_stop() -> None:
+            if stop.requested:
+                heartbeat.stop()
+                window.close()  # closeEvent stops the session and finishes the outputs
+                app.quit()
+
+        heartbeat = QTimer(window)
+        heartbeat.timeout.connect(close_on_stop)
+        heartbeat.start(200)
+        app.exec()
+    if stop.requested:
+        return exit_status(stop.signum)
     return status["code"]

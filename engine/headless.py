@@ -1,13 +1,17 @@
 """Headless runs: a source through the stages into results.jsonl, summary.json and videos.
 
-Over a file every frame is processed (lossless hand-over); over a camera the newest
-frame wins, as in the GUI. Outputs (MJPEG, virtual camera, recorder) receive the same
-overlay images the video gets.
+Over a file every frame is processed (lossless hand-over, the recorder included); over a
+camera the newest frame wins, as in the GUI. Outputs (MJPEG, virtual camera, recorder)
+receive the same overlay images the video gets. A stop signal (SIGINT, SIGTERM, SIGHUP)
+ends the run like its end of file: every file finished, summary.json saying
+`"interrupted": true` and which signal. What is written per frame, and how one failing
+file leaves the others going, is in `engine.headless_writer`.
 """
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +19,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from engine.headless_writer import ResultWriter, WriterOptions
+from engine.outputs.disk_budget import DiskBudget
 from engine.pipeline import FrameResult, Pipeline
-from engine.render.overlay_cv import draw_frame_result, draw_hud, volume_strip
-from engine.stage_protocol import Stage
+from engine.signals import signal_name
+from engine.stage_protocol import Stage, dumps_json
 
 log = logging.getLogger(__name__)
 
@@ -32,106 +38,10 @@ class HeadlessOptions:
     write_volume: bool = True
     export_meshes_dir: Path | None = None  # per-frame face/body meshes (.ply) when set
     load_s: float | None = None  # model loading before the run, reported apart from its fps
-
-
-class _ResultWriter:
-    """The consumer: writes one JSON line and one overlay frame per FrameResult."""
-
-    def __init__(self, options: HeadlessOptions, fps: float) -> None:
-        from engine.outputs.video_writer import VideoWriter
-
-        self.options = options
-        self.fps = fps if fps and fps > 0 else 25.0
-        self._jsonl = open(options.out_dir / "results.jsonl", "w", buffering=1)
-        self._overlay = VideoWriter(options.out_dir / "overlay.mp4", self.fps) if options.write_overlay else None
-        self._volume = None
-        self._video_writer_cls = VideoWriter
-        self.count = 0
-        self.stage_hits: dict[str, int] = {}
-        self.fit_rmse: dict[str, list[float]] = {}
-        self.timings: dict[str, list[float]] = {}
-        self.detections: dict[str, int] = {}
-        self.last_volume = None
-
-    def __call__(self, fr: FrameResult) -> None:
-        self._jsonl.write(json.dumps(fr.to_json(), separators=(",", ":")) + "\n")
-        for name, ms in fr.timings_ms.items():
-            self.timings.setdefault(name, []).append(ms)
-        for name, result in fr.results.items():
-            if result is not None:
-                self.stage_hits[name] = self.stage_hits.get(name, 0) + 1
-                rmse = getattr(result, "fit_rmse_px", None)
-                if rmse is not None and np.isfinite(rmse):
-                    self.fit_rmse.setdefault(name, []).append(float(rmse))
-        if self.options.export_meshes_dir is not None:
-            export_frame_meshes(fr, self.options.export_meshes_dir)
-        perception = fr.get("perception")
-        if perception is not None:
-            for key in ("face_landmarks", "pose_landmarks"):
-                if getattr(perception, key) is not None:
-                    self.detections[key] = self.detections.get(key, 0) + 1
-        image = draw_frame_result(fr)
-        draw_hud(image, [f"frame {fr.frame.index}"] +
-                 [f"{k} {v:.1f} ms" for k, v in fr.timings_ms.items()])
-        if self._overlay is not None:
-            self._overlay.write(image)
-        if self.options.outputs is not None:
-            self.options.outputs.send(image, fr.frame.index, fr.frame.t_capture,
-                                      results=fr.to_json(), meshes=result_meshes(fr))
-        volume = fr.get("volume")
-        if volume is not None:
-            self.last_volume = volume
-        if self.options.write_volume and volume is not None:
-            strip = volume_strip(volume, 512)
-            if strip is not None:
-                if self._volume is None:
-                    self._volume = self._video_writer_cls(self.options.out_dir / "volume.mp4", self.fps)
-                self._volume.write(strip)
-        self.count += 1
-
-    def close(self) -> None:
-        self._jsonl.close()
-        if self.options.write_volume and self.last_volume is not None:
-            write_volume_views(self.last_volume, self.options.out_dir)
-        for writer in (self._overlay, self._volume):
-            if writer is not None:
-                writer.close()
-
-
-def write_volume_views(volume, out_dir: Path) -> None:
-    """The last frame's novel views as PNGs: volume_yaw<deg>.png (colour | normals)."""
-    import cv2
-
-    for yaw, colour, normal in zip(volume.yaw_deg, volume.color, volume.normal):
-        name = f"volume_yaw{int(round(float(yaw))):+d}.png"
-        cv2.imwrite(str(out_dir / name), np.concatenate([colour, normal], axis=1))
-
-
-def export_frame_meshes(fr: FrameResult, out_dir: Path) -> None:
-    """Write this frame's face and body meshes as .ply files (metres, y up) into out_dir."""
-    face, body = fr.get("face"), fr.get("body")
-    if face is None and body is None:
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if face is not None:
-        from engine.face.export import export_face_mesh, export_name as face_name
-
-        export_face_mesh(face, out_dir / face_name(fr.frame.index, face.backend, ".ply"))
-    if body is not None:
-        from engine.body.export import export_mesh, export_name as body_name
-
-        export_mesh(body, out_dir / body_name(fr.frame.index, body.backend, ".ply"))
-
-
-def result_meshes(fr: FrameResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Face and body meshes of a frame for the recorder: name -> (vertices, faces)."""
-    meshes = {}
-    face, body = fr.get("face"), fr.get("body")
-    if face is not None:
-        meshes["face"] = (face.vertices_camera, face.triangles)
-    if body is not None:
-        meshes["body"] = (body.vertices, body.faces)
-    return meshes
+    # Runs without an end (--loop, a camera) cut their files into segments of this length
+    # and keep within the disk budget; runs over a file write one file each.
+    segment_minutes: float = 10.0
+    disk_budget_gb: float | None = 20.0
 
 
 def _progress_bar(total: int | None, enabled: bool):
@@ -145,12 +55,21 @@ def _progress_bar(total: int | None, enabled: bool):
 def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions) -> dict[str, Any]:
     """Process `source` through `stages`; returns (and writes) the summary."""
     options.out_dir.mkdir(parents=True, exist_ok=True)
+    live = bool(getattr(source, "is_live", False))
+    endless = live or bool(getattr(source, "loop", False)) or bool(getattr(source, "endless", False))
+    budget = DiskBudget(None if options.disk_budget_gb is None else int(options.disk_budget_gb * 1e9))
     if options.outputs is not None:
+        options.outputs.set_lossless(not live)
+        for output in options.outputs:
+            if hasattr(output, "budget"):
+                output.budget = budget  # the recorder's finished segments count too
         options.outputs.start()  # raises VirtualCameraUnavailable / OSError with a clear message
     info = source.info() if hasattr(source, "info") else {}
     fps = float(getattr(source, "nominal_fps", 0.0) or 0.0)
-    writer = _ResultWriter(options, fps)
-    live = bool(getattr(source, "is_live", False))
+    writer = ResultWriter(WriterOptions(
+        out_dir=options.out_dir, outputs=options.outputs, write_overlay=options.write_overlay,
+        write_volume=options.write_volume, export_meshes_dir=options.export_meshes_dir,
+        segment_s=options.segment_minutes * 60.0 if endless else None, budget=budget), fps)
     pipeline = Pipeline(source, stages, lossless=not live)
     total = info.get("frame_count") if isinstance(info, dict) else None
     if options.max_frames is not None:
@@ -171,15 +90,16 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
 
     pipeline.add_consumer(on_result)
     t0 = time.monotonic()
-    interrupted = False
+    interrupted, signum = False, None
     pipeline.start()
     try:
         while not pipeline.wait(0.1):
             if options.max_frames is not None and done["n"] >= options.max_frames:
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         interrupted = True
-        log.warning("interrupted: finishing the files written so far")
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        log.warning("interrupted by %s: finishing the files written so far", signal_name(signum))
     finally:
         pipeline.close()
         if not pipeline.join(timeout=60.0):
@@ -187,14 +107,19 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
         wall = time.monotonic() - t0
         if bar is not None:
             bar.close()
-        writer.close()
+        files = writer.close()
         if options.outputs is not None:
             options.outputs.close()
     stats = pipeline.stats()
+    output_errors = dict(writer.errors)
+    if options.outputs is not None:
+        output_errors.update(options.outputs.failures())
     # Throughput from the first processed frame to the last: the first frame's wait for
     # models and caches to warm up is reported as first_frame_s, loading as load_s.
     t_first = done["t_first"]
     span = (done["t_last"] - t_first) if t_first is not None and writer.count > 1 else 0.0
+    if hasattr(source, "info"):
+        info = source.info()  # at the end: skipped frames and files are known only now
     summary = {
         "source": getattr(source, "source_id", str(source)),
         "source_info": info,
@@ -216,6 +141,27 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
         "p95_fit_rmse_px": {k: round(float(np.percentile(v, 95)), 3) for k, v in writer.fit_rmse.items()},
         "source_error": stats.source_error,
         "interrupted": interrupted,
+        "signal": None if signum is None else signal_name(signum),
+        "signal_number": signum,
+        "output_errors": output_errors,
+        "outputs": _output_stats(options.outputs),
+        "segments": writer.segments_written if endless else None,
+        "disk": budget.summary(),
+        "files": files + ["summary.json"],
     }
-    (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    text = dumps_json(json.loads(json.dumps(summary, default=str)))
+    (options.out_dir / "summary.json").write_text(json.dumps(json.loads(text), indent=2))
     return summary
+
+
+def _output_stats(outputs: Any) -> dict[str, dict[str, Any]]:
+    """received / delivered / dropped / failed per live output, for the summary."""
+    if outputs is None:
+        return {}
+    stats = {}
+    for output in outputs:
+        s = getattr(output, "stats", None)
+        if s is not None:
+            stats[output.name] = {"received": s.received, "delivered": s.delivered,
+                                  "dropped": s.dropped, "failed": s.failed}
+    return stats

@@ -37,7 +37,7 @@ import numpy as np
 from engine.frame import Frame
 from engine.frame_result import FrameResult, PipelineStats
 from engine.slots import LatestSlot
-from engine.stage_protocol import Stage
+from engine.stage_protocol import Stage, non_finite_fields
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,11 @@ class Pipeline:
         meters = self._meters[stage.name]
         t0 = time.perf_counter()
         try:
-            fr.results[stage.name] = stage.process(fr.frame, ctx)
+            result = stage.process(fr.frame, ctx)
+            bad = non_finite_fields(result) if result is not None else []
+            if bad:
+                raise FloatingPointError(f"non-finite values in {', '.join(bad)}; result skipped")
+            fr.results[stage.name] = result
         except Exception as exc:
             meters.errors += 1
             fr.results[stage.name] = None

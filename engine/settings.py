@@ -2,12 +2,16 @@
 
 `AppSettings` is an evented dataclass (psygnal): every field emits a signal when it
 changes, so Qt views subscribe to the model instead of the model knowing the views.
+Every value read from the file is checked against `engine.settings_schema` (the same rules
+as the command line): a bad value is never used; one warning names the key, the value and
+the default used instead, and the file as it was is kept next to it as settings.json.bad.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 from psygnal import evented
 
 from engine.paths import config_dir
+from engine.settings_schema import check
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ class AppSettings:
     mjpeg_address: str = ""  # "" = off, else HOST:PORT
     event_mode: bool = False
     window_geometry: str = ""  # Qt saveGeometry(), hex
+    segment_minutes: float = 10.0  # runs without an end cut videos/results into segments this long
+    disk_budget_gb: float = 20.0  # the outputs of such a run keep within this; the oldest go first
 
 
 def settings_path() -> Path:
@@ -53,8 +60,8 @@ def settings_path() -> Path:
 
 
 def load_settings(path: Path | None = None) -> AppSettings:
-    """Read the saved settings; unknown keys are ignored and a broken file is replaced
-    by defaults with a warning (never a crash at start-up)."""
+    """Read the saved settings; unknown keys are ignored, bad values and a broken file are
+    replaced by defaults with one warning each (never a crash at start-up)."""
     path = path or settings_path()
     settings = AppSettings()
     if not path.exists():
@@ -64,39 +71,55 @@ def load_settings(path: Path | None = None) -> AppSettings:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
-        log.warning("settings file %s is unreadable (%s): using defaults", path, exc)
+        backup = _keep_backup(path)
+        log.warning("settings file %s is unreadable (%s): using defaults (the file is kept as %s)",
+                    path, exc, backup)
         return settings
-    known = {f.name: f for f in dataclasses.fields(AppSettings)}
+    known = {f.name for f in dataclasses.fields(AppSettings)}
+    bad = False
     for key, value in data.items():
         if key not in known:
             continue
         default = getattr(settings, key)
-        if isinstance(default, dict) and isinstance(value, dict):
-            merged = dict(default)
-            merged.update({k: v for k, v in value.items() if k in default})
-            value = merged
-        elif type(default) is float and isinstance(value, int):
-            value = float(value)
-        elif type(value) is not type(default):
-            log.warning("settings: ignoring %s=%r (expected %s)", key, value, type(default).__name__)
-            continue
-        problem = _check_value(key, value)
+        problem = _problem(key, value, default)
         if problem:
-            log.warning("settings: ignoring %s=%r (%s); using %r", key, value, problem, default)
+            bad = True
+            log.warning("settings: %s=%s is not allowed (%s); using the default %s",
+                        key, json.dumps(value), problem, json.dumps(default))
             continue
+        if isinstance(default, dict):
+            value = {**default, **{k: v for k, v in value.items() if k in default}}
+        elif type(default) is float:
+            value = float(value)
         setattr(settings, key, value)
+    if bad:
+        log.warning("settings: the file as it was is kept as %s", _keep_backup(path))
     return settings
 
 
-def _check_value(key: str, value: Any) -> str | None:
-    """Why a saved value of the right type is still unusable, or None when it is fine."""
-    if key == "volume_quality":
-        from engine.volume.quality import QUALITY_CHOICES
+def _problem(key: str, value: Any, default: Any) -> str | None:
+    """Why a saved value is unusable (wrong type, out of range, not a choice), or None."""
+    if isinstance(default, dict):
+        if not isinstance(value, dict) or not all(isinstance(v, type(default[k]))
+                                                  for k, v in value.items() if k in default):
+            return f"expected an object like {json.dumps(default)}"
+        return None
+    if isinstance(default, bool) or isinstance(default, str):
+        if type(value) is not type(default):
+            return f"expected {type(default).__name__}"
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "expected a number"
+    return check(key, value)
 
-        return None if value in QUALITY_CHOICES else f"choose one of {', '.join(QUALITY_CHOICES)}"
-    if key == "target_fps":
-        return None if value == value and 0.0 <= value <= 240.0 else "expected 0 (auto) to 240"
-    return None
+
+def _keep_backup(path: Path) -> Path:
+    backup = path.with_name(path.name + ".bad")
+    try:
+        shutil.copyfile(path, backup)
+    except OSError as exc:
+        log.warning("could not keep a backup of %s: %s", path, exc)
+    return backup
 
 
 def settings_to_dict(settings: AppSettings) -> dict[str, Any]:

@@ -12,6 +12,7 @@ stage without it is taken to read every earlier stage.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -42,14 +43,19 @@ class Stage(Protocol):
 
 def jsonable(value: Any, decimals: int = 3) -> Any:
     """Convert numpy arrays/scalars (possibly nested in dicts, lists, dataclasses) to JSON
-    types, rounding floats to `decimals` so results.jsonl stays readable and small."""
+    types, rounding floats to `decimals` so results.jsonl stays readable and small.
+    NaN and infinities become None (JSON has no such numbers: bare `NaN` is invalid JSON)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return round(value, decimals)
+        return round(value, decimals) if math.isfinite(value) else None
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f":
-            return np.round(value.astype(np.float64), decimals).tolist()
+            rounded = np.round(value.astype(np.float64), decimals)
+            finite = np.isfinite(rounded)
+            if finite.all():
+                return rounded.tolist()
+            return np.where(finite, rounded, None).tolist()
         return value.tolist()
     if isinstance(value, np.generic):
         return jsonable(value.item(), decimals)
@@ -60,3 +66,36 @@ def jsonable(value: Any, decimals: int = 3) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v, decimals) for v in value]
     raise TypeError(f"cannot convert {type(value).__name__} to JSON")
+
+
+def dumps_json(value: Any) -> str:
+    """One compact JSON text that is always valid: non-finite numbers become null.
+
+    The fast path is the plain encoder; only a value holding NaN/inf takes the slow walk."""
+    import json
+
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(jsonable(value, decimals=6), separators=(",", ":"), allow_nan=False)
+
+
+def non_finite_fields(result: Any) -> list[str]:
+    """Names of a result's float array / float fields that hold NaN or inf (a model fed a
+    degenerate file, a fit that diverged): such a result must not be shown or saved."""
+    if not dataclasses.is_dataclass(result) or isinstance(result, type):
+        return []
+    bad = []
+    allowed = getattr(result, "NAN_ALLOWED", ())
+    for f in dataclasses.fields(result):
+        if f.name in allowed:
+            continue
+        value = getattr(result, f.name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            if not np.isfinite(value).all():
+                bad.append(f.name)
+        elif isinstance(value, float) and not math.isfinite(value):
+            # fit_rmse_px and similar scalars may be NaN by design ("not measured"): only
+            # arrays (geometry, parameters) disqualify a result.
+            continue
+    return bad

@@ -21,10 +21,10 @@ from engine.pinhole import PinholeCamera
 from engine.frame import Frame
 from engine.perception.result import PerceptionResult
 from engine.stage_protocol import StageContext
+from engine.settings_schema import BODY_BACKENDS as BACKENDS  # one list for stages, settings and CLI
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "anny", "hmr")
 #: Fewest visible landmarks (of 33, inside the image) for the Anny fit to run.
 MIN_VISIBLE = 6
 #: A fit whose RMS error exceeds this fraction of the diagonal of the visible landmarks'

@@ -113,6 +113,9 @@ def load_bfm(path: str | Path, tri_path: str | Path | None = None,
     n = mean.shape[0]
     if shape_basis.shape[0] != n or exp_basis.shape[0] != n:
         raise ValueError(f"{path}: mean and bases disagree on the vertex count")
+    for name, array in (("u", mean), ("w_shp", shape_basis[:, :, :shape_dim]), ("w_exp", exp_basis[:, :, :exp_dim])):
+        if not np.isfinite(array).all():  # a degenerate file would give NaN faces on every frame
+            raise ValueError(f"{path}: {name} holds NaN or infinite values (a damaged or degenerate file)")
     if tri_path is not None:
         log.debug("BFM triangles from %s", tri_path)
         tri = load_numpy_pickle(tri_path)

@@ -25,10 +25,10 @@ from engine.face.morphable import LinearFaceModel
 from engine.face.result import FaceResult
 from engine.frame import Frame
 from engine.stage_protocol import StageContext
+from engine.settings_schema import FACE_BACKENDS as BACKENDS  # one list for stages, settings and CLI
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "anny", "bfm", "tddfa")
 TDDFA_MODELS = ("tddfa-mb05", "tddfa-mb1")  # preferred first: mb05 is the faster one
 BFM_MODEL = "bfm-noneck-v3"
 

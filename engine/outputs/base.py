@@ -114,9 +114,15 @@ class ThreadedOutput:
     thread) and `_release()` (after the worker stopped); `_run()` may be overridden for
     paced delivery. A delivery error stops the output: it is logged once and reported in
     `stats.failed`; later `send`s are dropped.
+
+    lossless (set before `start`): `send` waits for the output's thread to take the previous
+    image instead of replacing it, so a headless run over a file records every frame. It
+    waits at most `lossless_timeout_s` (then the image is dropped and counted), and never
+    once the output failed or closed.
     """
 
     name: str = "output"
+    lossless_timeout_s: float = 30.0
 
     def __init__(self) -> None:
         self._slot: LatestSlot[OutputItem] = LatestSlot()
@@ -138,6 +144,14 @@ class ThreadedOutput:
 
     def send(self, image_bgr: np.ndarray, frame_index: int, t: float) -> None:
         self._put(image_bgr, frame_index, t, {})
+
+    @property
+    def lossless(self) -> bool:
+        return self._slot.block
+
+    @lossless.setter
+    def lossless(self, value: bool) -> None:
+        self._slot.block = bool(value)
 
     def close(self, timeout: float = 5.0) -> None:
         if self._closed:
@@ -172,7 +186,12 @@ class ThreadedOutput:
             return
         # No copy (a fresh 2.7 MB array per frame and output costs 1-3 ms in page faults):
         # the caller hands the image over and must not write into it afterwards.
-        self._slot.put(OutputItem(image_bgr, int(frame_index), float(t), extras))
+        item = OutputItem(image_bgr, int(frame_index), float(t), extras)
+        if not self._slot.put(item, timeout=self.lossless_timeout_s if self._slot.block else None):
+            if self._slot.block and not self._slot.closed:
+                self._slot.count_drop()  # a lossless put timed out: the output is stuck
+                logger.warning("%s: frame %d dropped, the output took longer than %.0f s",
+                               self.name, frame_index, self.lossless_timeout_s)
 
     def _open(self) -> None:
         """Open the device/file/socket on the caller's thread."""

@@ -24,6 +24,24 @@ class OutputGroup:
     def __init__(self, outputs: list[Output] | None = None, copy_images: bool = False) -> None:
         self.outputs: list[Output] = list(outputs or [])
         self.copy_images = copy_images
+        self.errors: dict[str, str] = {}  # output name -> why `send` to it failed (it is skipped)
+
+    def set_lossless(self, lossless: bool) -> None:
+        """Headless runs over files: outputs that can wait (the recorder, video files) get
+        every frame; live outputs (MJPEG, virtual camera) stay latest-wins."""
+        for output in self.outputs:
+            if getattr(output, "records", False) and hasattr(output, "lossless"):
+                output.lossless = lossless
+
+    def failures(self) -> dict[str, str]:
+        """name -> cause, for each output that stopped (in `send` or on its own thread)."""
+        failed = dict(self.errors)
+        for output in self.outputs:
+            stats = getattr(output, "stats", None)
+            why = getattr(stats, "failed", None)
+            if why and output.name not in failed:
+                failed[output.name] = why
+        return failed
 
     def add(self, output: Output) -> None:
         self.outputs.append(output)
@@ -45,14 +63,26 @@ class OutputGroup:
         if self.copy_images and self.outputs:
             image_bgr = np.array(image_bgr, copy=True)
         for output in self.outputs:
-            if getattr(output, "wants_results", False):
-                output.send(image_bgr, frame_index, t, results=results, meshes=meshes)  # type: ignore[call-arg]
-            else:
-                output.send(image_bgr, frame_index, t)
+            if output.name in self.errors:
+                continue
+            # One output raising (a bug, a bad image for it) must not starve the others.
+            try:
+                if getattr(output, "wants_results", False):
+                    output.send(image_bgr, frame_index, t, results=results, meshes=meshes)  # type: ignore[call-arg]
+                else:
+                    output.send(image_bgr, frame_index, t)
+            except Exception as exc:
+                self.errors[output.name] = f"{type(exc).__name__}: {exc}"
+                logger.error("%s output disabled: %s", output.name, self.errors[output.name],
+                             exc_info=logger.isEnabledFor(logging.DEBUG))
 
     def close(self) -> None:
         for output in reversed(self.outputs):
-            output.close()
+            try:
+                output.close()
+            except Exception as exc:  # a failing close must not leave the others open
+                self.errors.setdefault(output.name, f"{type(exc).__name__} on close: {exc}")
+                logger.error("%s output failed to close: %s", output.name, exc)
 
     def __iter__(self) -> Iterator[Output]:
         return iter(self.outputs)

@@ -7,15 +7,26 @@ Routes (all need `?token=...` when a token is set; 403 otherwise):
 The server binds 127.0.0.1 unless told otherwise; port 0 picks a free port (`address`).
 Each new frame is JPEG-encoded once and the bytes are shared by every client; with no
 client watching nothing is encoded. Clients that go away never disturb the server.
+
+Locked down by default, since a web page can make the browser talk to it:
+- Without a token (and unless told to serve a LAN), the Host header must be the bound
+  address, an IP literal or localhost: a DNS-rebinding page (Host: evil.example) gets 403.
+- A request head may be `max_request_bytes` long and must arrive within `head_timeout_s`.
+- At most `max_clients` connections are served; when full, a connection still sending its
+  request head is dropped for the newcomer, else the newcomer gets 503. A flood of idle
+  connections therefore never locks a real viewer out.
+- The token is never logged (engine.logs redacts `token=`).
 """
 from __future__ import annotations
 
 import hmac
 import html
+import http.client
 import logging
 import socket
 import socketserver
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,6 +37,9 @@ import cv2
 import numpy as np
 
 from engine.outputs.base import OutputItem, ThreadedOutput
+from engine.outputs.http_guard import BoundedReader, host_allowed, parse_host_port
+
+__all__ = ["MjpegServer", "MjpegSettings", "FrameBoard", "encode_jpeg", "parse_host_port"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,28 +48,6 @@ BOUNDARY = "holocapframe"
 POLL_S = 0.1
 # How long /snapshot.jpg waits for a first frame before answering 503 (seconds).
 SNAPSHOT_WAIT_S = 1.0
-
-
-def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """Parse the CLI's `--serve-mjpeg HOST:PORT` ("0.0.0.0:8080", ":8080", "8080", "[::1]:8080").
-
-    Returns (host, port) with 0 <= port <= 65535; raises ValueError with a clear message.
-    """
-    text = text.strip()
-    host, port_text = default_host, text
-    if text.startswith("["):  # [IPv6]:PORT
-        end = text.find("]")
-        if end < 0 or not text[end + 1:].startswith(":"):
-            raise ValueError(f"expected [IPV6]:PORT, got {text!r}")
-        host, port_text = text[1:end], text[end + 2:]
-    elif ":" in text:
-        host, _, port_text = text.rpartition(":")
-        if ":" in host:
-            raise ValueError(f"write IPv6 addresses in brackets, e.g. [::1]:8080, got {text!r}")
-        host = host or default_host
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"expected HOST:PORT with a port in 0..65535, got {text!r}")
-    return host, int(port_text)
 
 
 def encode_jpeg(image_bgr: np.ndarray, quality: int) -> bytes:
@@ -75,6 +67,10 @@ class MjpegSettings:
     port: int = 0
     token: str | None = None
     quality: int = 80
+    lan: bool = False  # serve any Host name (e.g. mypc.local): only on a network you trust
+    max_clients: int = 32
+    max_request_bytes: int = 8192
+    head_timeout_s: float = 2.0
 
 
 class FrameBoard:
@@ -150,13 +146,68 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True  # server_close() joins the handler threads
 
-    def __init__(self, address: tuple[str, int], board: FrameBoard, token: str | None) -> None:
+    request_queue_size = 128  # a burst of connections waits in the kernel, not refused
+
+    def __init__(self, address: tuple[str, int], board: FrameBoard, settings: MjpegSettings) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.board = board
-        self.token = token
+        self.settings = settings
+        self.token = settings.token
         self._connections: set[socket.socket] = set()
+        self._pending: dict[socket.socket, float] = {}  # still sending its request head: since
+        self._active = 0
         self._conn_lock = threading.Lock()
+        self.refused = 0
+        self.evicted = 0
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            if self._active >= self.settings.max_clients and self._pending:
+                # Full, but someone is idling before sending a request: drop the oldest
+                # idler for this newcomer (it is woken by the shutdown and exits).
+                idler = min(self._pending, key=self._pending.__getitem__)
+                del self._pending[idler]
+                self.evicted += 1
+                try:
+                    idler.shutdown(socket.SHUT_RDWR)
+                except OSError as exc:
+                    logger.debug("mjpeg: dropping an idle client: %s", exc)
+            elif self._active >= self.settings.max_clients:
+                self.refused += 1
+                self._refuse(request)
+                return
+            self._active += 1
+            self._pending[request] = time.monotonic()
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._active -= 1
+                self._pending.pop(request, None)
+
+    def head_received(self, conn: socket.socket) -> None:
+        with self._conn_lock:
+            self._pending.pop(conn, None)
+
+    def _refuse(self, request: socket.socket) -> None:
+        body = b"too many clients; try again shortly\n"
+        try:
+            request.settimeout(0.5)
+            request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                            b"Retry-After: 2\r\nConnection: close\r\nContent-Length: "
+                            + str(len(body)).encode() + b"\r\n\r\n" + body)
+        except OSError as exc:
+            logger.debug("mjpeg: refusing a client: %s", exc)
+        finally:
+            self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The stdlib prints a traceback to stderr; a misbehaving client is not our error.
+        logger.debug("mjpeg: error while serving a client", exc_info=True)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, which can hang on machines
@@ -186,7 +237,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.connection.settimeout(self.server.settings.head_timeout_s)  # the head comes fast
+        self.rfile = BoundedReader(self.rfile, self.server.settings.max_request_bytes)  # type: ignore[assignment]
         self.server.track(self.connection, True)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except http.client.LineTooLong:
+            self.request_version = "HTTP/1.0"
+            self.close_connection = True
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too long")
 
     def finish(self) -> None:
         try:
@@ -195,9 +256,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
+        # The request line holds ?token=...: engine.logs redacts it in every handler.
         logger.debug("mjpeg %s: " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib's name)
+        self.server.head_received(self.connection)
+        self.connection.settimeout(self.timeout)
+        settings = self.server.settings
+        if settings.token is None and not settings.lan and \
+                not host_allowed(self.headers.get("Host"), str(self.server.server_address[0])):
+            self.send_error(HTTPStatus.FORBIDDEN, "unexpected Host header (set a token or serve the LAN)")
+            return
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         if not self._authorised(query.get("token", [""])[0]):
@@ -302,7 +371,7 @@ class MjpegServer(ThreadedOutput):
 
     def _open(self) -> None:
         s = self.settings
-        self._server = _Server((s.host, s.port), self.board, s.token)
+        self._server = _Server((s.host, s.port), self.board, s)
         self._serve_thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL_S},
                                               name="holocap-mjpeg-http", daemon=True)
         self._serve_thread.start()

@@ -27,6 +27,7 @@ class OutputOptions:
 
     mjpeg: tuple[str, int] | None = None
     mjpeg_token: str | None = None
+    mjpeg_lan: bool = False
     virtual_camera: bool = False
     virtual_camera_device: str | None = None
     record_parent: Path | None = None
@@ -38,6 +39,7 @@ class OutputOptions:
         return cls(
             mjpeg=getattr(args, "serve_mjpeg", None),
             mjpeg_token=getattr(args, "mjpeg_token", None),
+            mjpeg_lan=bool(getattr(args, "mjpeg_lan", False)),
             virtual_camera=camera is not None,
             virtual_camera_device=None if camera in (None, ANY_DEVICE) else camera,
             record_parent=None if record is None else (default_record_parent if record == "" else Path(record)),
@@ -58,6 +60,9 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
                             "HOST defaults to 127.0.0.1, PORT 0 picks a free port")
     group.add_argument("--mjpeg-token", metavar="TOKEN",
                        help="require ?token=TOKEN on every MJPEG request")
+    group.add_argument("--mjpeg-lan", action="store_true",
+                       help="answer any Host name (e.g. mypc.local) without a token: only on a trusted "
+                            "network (by default a page from another site cannot reach the stream)")
     group.add_argument("--virtual-camera", metavar="DEVICE", nargs="?", const=ANY_DEVICE,
                        help="send 1280x720@30 to a virtual camera (pyvirtualcam); optional device, e.g. /dev/video4")
     group.add_argument("--record", metavar="FOLDER", nargs="?", const="",
@@ -71,7 +76,8 @@ def build_outputs(options: OutputOptions, recorder_settings: RecorderSettings = 
     group = OutputGroup()
     if options.mjpeg is not None:
         host, port = options.mjpeg
-        group.add(MjpegServer(MjpegSettings(host=host, port=port, token=options.mjpeg_token)))
+        group.add(MjpegServer(MjpegSettings(host=host, port=port, token=options.mjpeg_token,
+                                                lan=options.mjpeg_lan)))
     if options.virtual_camera:
         group.add(VirtualCamera(VirtualCameraSettings(device=options.virtual_camera_device)))
     if options.record_parent is not None:

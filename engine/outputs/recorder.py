@@ -93,6 +93,7 @@ class Recorder(ThreadedOutput):
 
     name = "recorder"
     wants_results = True  # OutputGroup passes results= and meshes= to send
+    records = True  # a recording wants every frame of a file run (OutputGroup.set_lossless)
 
     def __init__(self, directory: Path | str, settings: RecorderSettings = RecorderSettings()) -> None:
         super().__init__()
@@ -105,7 +106,11 @@ class Recorder(ThreadedOutput):
         self._writer: VideoWriter | None = None
         self._segment = -1
         self._segment_t0 = 0.0
+        self._segment_meshes: list[Path] = []
         self._created = ""
+        # A DiskBudget shared with the run's other files (set before start); finished
+        # segments and their meshes are registered with it, the oldest deleted over budget.
+        self.budget: Any = None
 
     def send(self, image_bgr: np.ndarray, frame_index: int, t: float, *,
              results: Any = None, meshes: Mapping[str, Mesh] | None = None) -> None:
@@ -154,15 +159,22 @@ class Recorder(ThreadedOutput):
         self._segment += 1
         self._segment_t0 = now
         path = self.directory / VIDEO_DIR / segment_name(self._segment, partial=True)
-        self._writer = VideoWriter(path, self.settings.fps, self.settings.fourcc)
+        # No canvas cap: read_recording crops each frame back to the size it was sent at.
+        self._writer = VideoWriter(path, self.settings.fps, self.settings.fourcc, max_side=None)
 
     def _finish_segment(self) -> None:
         if self._writer is None:
             return
         self._writer.close()
+        files = list(self._segment_meshes)
         if self._writer.frames_written:
-            os.replace(self._writer.path, self.directory / VIDEO_DIR / segment_name(self._segment))
+            final = self.directory / VIDEO_DIR / segment_name(self._segment)
+            os.replace(self._writer.path, final)
+            files.append(final)
         self._writer = None
+        self._segment_meshes = []
+        if self.budget is not None and files:
+            self.budget.register(f"recording segment {self._segment}", files)
 
     def _write_meshes(self, item: OutputItem) -> dict[str, str]:
         every = self.settings.mesh_every
@@ -173,6 +185,7 @@ class Recorder(ThreadedOutput):
         for name, (vertices, faces) in meshes.items():
             rel = f"{MESH_DIR}/{mesh_name(name, item.frame_index)}"
             atomic_write_bytes(self.directory / rel, ply_bytes(vertices, faces))
+            self._segment_meshes.append(self.directory / rel)
             written[name] = rel
         return written
 

@@ -4,7 +4,10 @@ Decoding keeps the file's own layout (16-bit, alpha, grayscale) and converts it 
 `engine.sources.convert.to_bgr8`, logging once per source what was converted. JPEGs are
 decoded with EXIF orientation applied (phones store portrait photos rotated). An image
 that cannot be decoded is an error for a single file; in a folder it is skipped with a
-warning, as long as at least one image in the folder decodes.
+warning naming it (and listed in `info()["skipped_files"]`), as long as at least one image
+in the folder decodes. Images larger than `MAX_SIDE` on their long side are scaled down to
+it: a 12000×9000 photo holds no more detail the models can use than a 4096-pixel one, and
+at full size each stage and output would copy 324 MB per frame.
 """
 from __future__ import annotations
 
@@ -31,6 +34,18 @@ IMAGE_EXTENSIONS = frozenset({
 # Formats without alpha are decoded with orientation applied; IMREAD_UNCHANGED (needed to
 # keep alpha and 16-bit) ignores EXIF orientation.
 _NO_ALPHA = frozenset({".jpg", ".jpeg", ".jpe", ".pbm", ".pgm", ".ppm", ".pnm"})
+MAX_SIDE = 4096
+
+
+def to_working_size(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
+    """`image` scaled down (aspect kept, INTER_AREA) so its long side is ≤ max_side, with a
+    note of the change; unchanged (and no note) when it already fits."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, None
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), f"scaled {w}x{h} to {size[0]}x{size[1]}"
 
 
 def natural_key(path: Path) -> tuple:
@@ -58,9 +73,13 @@ def decode_image(path: Path) -> tuple[np.ndarray, list[str]]:
     if image is None:
         raise SourceError(f"cannot decode image (corrupt or not an image): {path}")
     try:
-        return to_bgr8(image)
+        image, notes = to_bgr8(image)
     except SourceError as exc:
         raise SourceError(f"{exc}: {path}") from exc
+    image, scaled = to_working_size(image)
+    if scaled:
+        log.info("%s: %s (working size)", path.name, scaled)  # per file: sizes differ
+    return image, notes
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -106,6 +125,10 @@ class ImageSource:
     def is_live(self) -> bool:
         return False
 
+    @property
+    def loop(self) -> bool:
+        return self._loop
+
     def open(self) -> None:
         path = self._path
         if not path.exists():
@@ -144,7 +167,7 @@ class ImageSource:
     def _skip(self, file: Path, exc: SourceError) -> None:
         if file not in self._skipped:
             self._skipped.add(file)
-            log.warning("skipping %s", exc)
+            log.warning("skipping %s: %s", file.name, exc)
 
     def _report(self, notes: list[str], file: Path) -> None:
         for note in notes:
@@ -195,4 +218,4 @@ class ImageSource:
     def info(self) -> dict[str, Any]:
         return {"kind": "images", "path": str(self._path), "count": len(self._files),
                 "skipped": len(self._skipped), "position": self._index, "loop": self._loop,
-                "fps": self._fps}
+                "fps": self._fps, "skipped_files": sorted(p.name for p in self._skipped)}

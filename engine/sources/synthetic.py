@@ -99,6 +99,11 @@ class SyntheticSource:
         return self._fps
 
     @property
+    def endless(self) -> bool:
+        """No last frame: a headless run over it cuts its files into segments."""
+        return self._frames is None or self._loop
+
+    @property
     def is_live(self) -> bool:
         return self._live
 

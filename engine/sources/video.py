@@ -63,6 +63,8 @@ class VideoSource:
         self._frame_count = 0
         self._index = 0
         self._loops = 0
+        self._pass_position = 0  # frame positions consumed this pass: decoded + unreadable
+        self.skipped_ranges: list[tuple[int, int]] = []  # unreadable [first, last] positions
         self._pacer = Pacer(self._fps)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -79,6 +81,14 @@ class VideoSource:
     @property
     def is_live(self) -> bool:
         return False
+
+    @property
+    def loop(self) -> bool:
+        return self._loop
+
+    @property
+    def skipped_frames(self) -> int:
+        return sum(last - first + 1 for first, last in self.skipped_ranges)
 
     def open(self) -> None:
         check_readable_file(self._path, "video")
@@ -100,7 +110,8 @@ class VideoSource:
         self._fps = fps
         self._frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._cap, self._pending = cap, image
-        self._index, self._loops = 0, 0
+        self._index, self._loops, self._pass_position = 0, 0, 0
+        self.skipped_ranges = []
         self._pacer = Pacer(fps)
         self._stop.clear()
         log.info("opened video %s: %dx%d, %.3g fps, %d frames", self._path, image.shape[1], image.shape[0],
@@ -121,9 +132,10 @@ class VideoSource:
             return None
         if self._pending is not None:
             image, self._pending = self._pending, None
+            self._pass_position += 1
             return image
-        ok, image = cap.read()
-        if ok and image is not None:
+        image = self._read_past_damage(cap)
+        if image is not None:
             return image
         if not self._loop:
             log.info("video %s ended after %d frames", self._path, self._index)
@@ -133,7 +145,46 @@ class VideoSource:
             log.warning("video %s could not be rewound; ending", self._path)
             return None
         self._loops += 1
+        self._pass_position = 1
         return image
+
+    # Without a frame count, this many unreadable frames in a row are taken as the end.
+    MAX_GAP_UNKNOWN_LENGTH = 250
+
+    def _read_past_damage(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        """The next decodable frame, skipping a damaged stretch; None at the real end.
+
+        A failed read of FFmpeg's decoder consumes about one frame of the damaged stretch,
+        so reading on until the container's frame count is used up reaches the frames after
+        the damage (a corrupt middle is not the end of the video)."""
+        first_bad = self._pass_position
+        known = self._frame_count > 0
+        while True:
+            ok, image = cap.read()
+            if ok and image is not None and image.size:
+                if self._pass_position > first_bad:
+                    self._note_skipped(first_bad, self._pass_position - 1)
+                self._pass_position += 1
+                return image
+            self._pass_position += 1
+            gap = self._pass_position - first_bad
+            if (known and self._pass_position >= self._frame_count) or \
+                    (not known and gap >= self.MAX_GAP_UNKNOWN_LENGTH) or self._stop.is_set():
+                break
+        missing = self._frame_count - first_bad if known else 0
+        # Container frame counts are often estimated (duration × fps) and off by a frame or
+        # two; a shortfall beyond that is a truncated or damaged end.
+        if missing > max(2, self._frame_count // 100):
+            log.warning("video %s is truncated or damaged at its end: frames %d-%d of %d unreadable "
+                        "(%d decoded)", self._path, first_bad, self._frame_count - 1, self._frame_count,
+                        first_bad - sum(b - a + 1 for a, b in self.skipped_ranges if b < first_bad))
+            self.skipped_ranges.append((first_bad, self._frame_count - 1))
+        return None
+
+    def _note_skipped(self, first: int, last: int) -> None:
+        self.skipped_ranges.append((first, last))
+        log.warning("video %s: frames %d-%d are damaged and unreadable; skipped %d frames and went on",
+                    self._path, first, last, last - first + 1)
 
     def read(self) -> Frame | None:
         with self._lock:
@@ -163,4 +214,5 @@ class VideoSource:
 
     def info(self) -> dict[str, Any]:
         return {"kind": "video", "path": str(self._path), "fps": self._fps, "frame_count": self._frame_count,
-                "position": self._index, "loops": self._loops, "loop": self._loop, "realtime": self._realtime}
+                "position": self._index, "loops": self._loops, "loop": self._loop, "realtime": self._realtime,
+                "skipped_frames": self.skipped_frames, "skipped_ranges": [list(r) for r in self.skipped_ranges]}

@@ -184,6 +184,11 @@ def _load_module(module: nn.Module, path: str | Path) -> nn.Module:
     return module.eval()
 
 
+def load_color_net(path: str | Path) -> nn.Module:
+    """PIFu's netC alone (strict keys and shapes), e.g. to check an installed file."""
+    return _load_module(ResBlkPIFu(), path)
+
+
 @dataclass
 class PifuFeatures:
     """Filtered image features. g: (B, 256, 128, 128) netG last stack; c: (B, 512, 128, 128) or None."""

@@ -13,9 +13,10 @@ import logging
 import math
 from dataclasses import dataclass
 
+from engine.settings_schema import QUALITY_CHOICES  # one list for stages, settings and CLI
+
 log = logging.getLogger(__name__)
 
-QUALITY_CHOICES = ("auto", "low", "medium", "high")
 LEVELS: dict[str, tuple[int, ...]] = {
     "low": (17, 33, 65),
     "medium": (17, 33, 65, 129),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,6 +28,9 @@ class VolumeResult:
     depth: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
     backend: str = "field"
+
+    # Empty pixels are NaN by design; only NaN colours or angles would be a broken result.
+    NAN_ALLOWED: ClassVar[tuple[str, ...]] = ("depth",)
 
     def to_json(self) -> dict[str, Any]:
         covered = np.isfinite(self.depth).mean(axis=(1, 2))

@@ -29,10 +29,10 @@ from engine.volume.offline_field import CubeMap, OfflineFieldSettings, build_off
 from engine.volume.quality import QualityController, budget_ms_for
 from engine.volume.render import RenderedView, normal_to_bgr8, render_view, to_bgr8
 from engine.volume.result import VolumeResult
+from engine.settings_schema import VOLUME_BACKENDS as BACKENDS  # one list for stages, settings and CLI
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "field", "pifu")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from engine.paths import weights_dir
 from engine.weights.errors import WeightsError
 from engine.weights.fetch import DEFAULT_TIMEOUT_S, Progress, fetch, import_file, verify
 from engine.weights.manifest import ModelEntry, load_manifest
+from engine.weights.probe import probe_model
 from engine.weights.store import ModelStatus, all_statuses
 
 
@@ -116,14 +117,31 @@ def _cmd_fetch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def verification(status: ModelStatus, backend: str) -> tuple[str, str]:
+    """(word, detail) for `weights verify`: verified (every sha256 matches a published one),
+    unverified (some file has no published sha256, but the model loads with the expected
+    shapes and finite values), corrupt (a sha256 mismatch, or it does not load), missing."""
+    if status.state != "installed":
+        return status.state, status.message
+    if not status.trusted_on_first_use:
+        return "verified", "sha256 matches the published hash"
+    problem = probe_model(status.name, backend, status.paths)
+    if problem:
+        return "corrupt", f"{status.name} {problem}; replace it (weights fetch/import)"
+    return "unverified", "no published sha256; it loads with the expected tensor shapes"
+
+
 def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     statuses = verify(args.name)
+    backends = {e.name: e.backend for e in load_manifest()}
+    bad = []
     for status in statuses:
-        print(f"{status.name}: {status.state}" + (f" — {status.message}" if status.state == "corrupt" else ""),
-              file=out)
-    bad = [s for s in statuses if s.state == "corrupt" or (args.name and s.state != "installed")]
+        word, detail = verification(status, backends.get(status.name, ""))
+        print(f"{status.name}: {word}" + (f" — {detail}" if word != "missing" else ""), file=out)
+        if word == "corrupt" or (args.name and word == "missing"):
+            bad.append(detail)
     if bad:
-        print(f"error: {bad[0].message}", file=err)
+        print(f"error: {bad[0]}", file=err)
         return 1
     return 0
 

@@ -42,11 +42,35 @@ def test_writes_every_frame_as_mp4v_padded_to_even(tmp_path):
     assert np.abs(frames[5][:121, :161].astype(int) - index_image(5, 161, 121)).mean() < 6
 
 
-def test_size_change_is_an_error(tmp_path):
-    with VideoWriter(tmp_path / "a.mp4") as writer:
+def test_other_sizes_are_letterboxed_onto_the_first_frames_canvas(tmp_path):
+    path = tmp_path / "a.mp4"
+    with VideoWriter(path) as writer:
         writer.write(index_image(0, 64, 48))
-        with pytest.raises(ValueError, match="differs"):
-            writer.write(index_image(1, 66, 48))
+        writer.write(np.full((100, 66, 3), 200, np.uint8))  # taller: black bars left and right
+        writer.write(index_image(2, 64, 48))
+    assert writer.frames_letterboxed == 1
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    assert len(frames) == 3 and all(f.shape == (48, 64, 3) for f in frames)
+    bright = frames[1].mean(axis=(0, 2))
+    assert bright[:10].max() < 40 and bright[28:36].min() > 150  # centred, aspect kept
+
+
+def test_huge_first_frame_is_scaled_to_max_side(tmp_path):
+    path = tmp_path / "big.mp4"
+    with VideoWriter(path, max_side=320) as writer:
+        writer.write(np.full((1500, 2001, 3), 90, np.uint8))
+    assert writer.size == (320, 240)
+    cap = cv2.VideoCapture(str(path))
+    ok, image = cap.read()
+    cap.release()
+    assert ok and image.shape == (240, 320, 3) and abs(int(image.mean()) - 90) < 10
 
 
 def test_unwritable_target_is_a_clear_error(tmp_path):

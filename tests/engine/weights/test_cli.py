@@ -50,7 +50,7 @@ def test_fetch_then_list_and_verify(setup: Path) -> None:
     assert code == 0 and "good: installed" in out
     assert run("list")[1].splitlines()[1].split()[2] == "installed"
     code, out, err = run("verify")
-    assert code == 0 and "good: installed" in out and err == ""
+    assert code == 0 and "good: verified" in out and err == ""
     code, out, err = run("verify", "manual")  # a named model that is not installed fails
     assert code == 1 and "manual is not installed" in _one_error_line(err)
 
@@ -96,3 +96,37 @@ def test_broken_manifest(write_manifest, weights_root) -> None:
     write_manifest("[[models]\n")
     code, out, err = run("list")
     assert code == 1 and "not valid TOML" in _one_error_line(err)
+
+
+def test_verify_tells_unverified_from_corrupt_when_no_sha256_is_published(setup: Path, tmp_path: Path) -> None:
+    """`manual` (SMPL) has no published sha256: a file that loads as SMPL with finite arrays
+    is "unverified", garbage (or a model full of NaN) is "corrupt" and exits 1."""
+    import dataclasses
+
+    import numpy as np
+
+    from engine.body.smpl_io import save_smpl_npz
+    from tests.engine.body.smpl_random import random_smpl
+
+    parents = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+    good = random_smpl(60, parents, num_betas=10, seed=1)
+    save_smpl_npz(good, tmp_path / "smpl.npz")
+    assert run("import", str(tmp_path / "smpl.npz"), "--name", "manual")[0] == 0
+    code, out, err = run("verify", "manual")
+    assert code == 0 and "manual: unverified" in out and "expected tensor shapes" in out, out + err
+
+    # Changed after it was trusted: the recorded hash catches it.
+    (setup / "m/model.pkl").write_bytes(b"not a model at all " * 100)
+    assert run("verify", "manual")[0] == 1
+
+    # Garbage trusted on its first sighting (imported): only loading it tells.
+    (tmp_path / "garbage.pkl").write_bytes(b"not a model at all " * 100)
+    assert run("import", str(tmp_path / "garbage.pkl"), "--name", "manual")[0] == 0
+    code, out, err = run("verify", "manual")
+    assert code == 1 and "manual: corrupt" in out and "does not load" in _one_error_line(err)
+
+    nan = dataclasses.replace(good, v_template=np.full_like(good.v_template, np.nan))
+    save_smpl_npz(nan, tmp_path / "nan.npz")
+    assert run("import", str(tmp_path / "nan.npz"), "--name", "manual")[0] == 0
+    code, out, err = run("verify", "manual")
+    assert code == 1 and "NaN" in _one_error_line(err)
