@@ -126,6 +126,8 @@ class Recorder(ThreadedOutput):
         self._write_meta(complete=False)
         # Unbuffered: each frame's line reaches the OS in one write() call.
         self._frames_file = open(self.directory / FRAMES_FILE, "ab", buffering=0)
+        if self.budget is not None:
+            self.budget.track(self.directory / FRAMES_FILE)
         logger.info("recording to %s", self.directory)
 
     def _deliver(self, item: OutputItem) -> None:
