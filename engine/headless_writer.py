@@ -167,6 +167,8 @@ class ResultWriter:
                 self.errors.setdefault(f"{stem}.mp4", f"{type(exc).__name__} on close: {exc}")
                 log.error("%s: could not finish %s: %s", stem, writer.path, exc)
                 continue
+            if writer.frames_written == 0:
+                continue  # it failed to open: there is no video to list
             final = self._name(stem, ".mp4", seg.index)
             if writer.path != final:
                 os.replace(writer.path, final)

@@ -353,8 +353,9 @@ class Pipeline:
             fr.results[stage.name] = None
             fr.errors[stage.name] = f"{type(exc).__name__}: {exc}"
             if meters.errors == 1 or meters.errors % 100 == 0:  # the first, then every 100th
-                log.error("stage %s failed on frame %d (%d so far): %s", stage.name,
-                          fr.frame.index, meters.errors, exc, exc_info=meters.errors == 1)
+                # A traceback helps with a bug, not with a model's NaN output.
+                log.error("stage %s failed on frame %d (%d so far): %s", stage.name, fr.frame.index,
+                          meters.errors, exc, exc_info=meters.errors == 1 and not isinstance(exc, FloatingPointError))
         ms = (time.perf_counter() - t0) * 1000.0
         fr.timings_ms[stage.name] = ms
         meters.ms.append(ms)

@@ -259,3 +259,84 @@ def test_unparsable_settings_file_is_kept_and_replaced(shared_file, tmp_path):
     assert "unreadable" in proc.stderr and "settings.json.bad" in proc.stderr
     assert (config / "settings.json.bad").read_text() == '{"device": "cpu", '
     json.loads((config / "settings.json").read_text())  # a valid file again
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "main.py"), *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_mjpeg_of_a_cli_run_refuses_rebinding_and_survives_a_flood(tmp_path):
+    import socket
+    import urllib.request
+
+    from engine.outputs.mjpeg_client import free_local_port, wait_for_stream
+
+    port = free_local_port()
+    proc = _start("run", "--headless", "--source", "synthetic:320x240@30", "--out", str(tmp_path / "out"),
+                  "--stages", "perception", "--no-progress", "--serve-mjpeg", f"127.0.0.1:{port}")
+    try:
+        wait_for_stream(f"http://127.0.0.1:{port}/stream.mjpg", timeout_s=90, duration_s=0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /snapshot.jpg HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n")
+            assert s.recv(64).startswith(b"HTTP/1.0 403")
+        flood = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+        try:
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/snapshot.jpg", timeout=5) as reply:
+                assert reply.status == 200 and reply.read(2) == b"\xff\xd8"
+            assert time.monotonic() - t0 < 1.0
+        finally:
+            for s in flood:
+                s.close()
+    finally:
+        stderr = _stop(proc)
+    no_traceback(stderr)
+    assert proc.returncode == 143, stderr[-2000:]
+
+
+def test_token_stays_out_of_the_logs_and_endless_runs_write_playable_segments(tmp_path):
+    import urllib.request
+
+    from engine.outputs.mjpeg_client import free_local_port, wait_for_stream
+    from engine.paths import log_dir
+
+    port, token = free_local_port(), "tok-7f3a9c1e"
+    out = tmp_path / "out"
+    proc = _start("--log-level", "DEBUG", "run", "--headless", "--source", "synthetic:320x240@30", "--out", str(out),
+                  "--stages", "perception", "--no-progress", "--serve-mjpeg", f"127.0.0.1:{port}",
+                  "--mjpeg-token", token, "--segment-minutes", "0.05")
+    try:
+        url = f"http://127.0.0.1:{port}/stream.mjpg?token={token}"
+        wait_for_stream(url, timeout_s=90, duration_s=0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/snapshot.jpg?token={token}", timeout=5) as reply:
+            assert reply.status == 200
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("overlay_*[0-9].mp4"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stderr = _stop(proc, signal.SIGHUP)
+    no_traceback(stderr)
+    assert proc.returncode == 128 + signal.SIGHUP, stderr[-2000:]
+    assert token not in stderr
+    log_file = log_dir() / "holocap.log"
+    assert token not in log_file.read_text() and "token=<hidden>" in log_file.read_text()
+    assert os.stat(log_file).st_mode & 0o777 == 0o600
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["signal"] == "SIGHUP" and summary["segments"] >= 3
+    segments = sorted(out.glob("overlay_*.mp4"))
+    assert not [p for p in segments if ".partial" in p.name]
+    assert sum(count_frames(p) for p in segments) == summary["frames_processed"]
+    assert all(count_frames(p) > 0 for p in segments)
+    rows = sum(len(strict_json_rows(p)) for p in sorted(out.glob("results_*.jsonl")))
+    assert rows == summary["frames_processed"]

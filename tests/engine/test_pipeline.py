@@ -171,3 +171,46 @@ def test_frame_result_json_has_stage_keys_and_timings():
     data = fr.to_json()
     assert data["frame"] == 0 and data["echo"] == {"index": 0}
     assert set(data["timings_ms"]) == {"echo"}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    vertices: np.ndarray
+    fit_rmse_px: float = float("nan")  # "not measured" is allowed
+
+    def to_json(self) -> dict:
+        return {"vertices": self.vertices, "fit_rmse_px": self.fit_rmse_px}
+
+
+class DivergingStage:
+    """Gives NaN vertices on every third frame, as a degenerate model file would."""
+
+    name = "diverging"
+
+    def process(self, frame, ctx):
+        value = np.nan if frame.index % 3 == 0 else 1.0
+        return Geometry(np.full((4, 3), value, np.float32))
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_non_finite_results_are_skipped_and_reported():
+    import json
+
+    from engine.stage_protocol import dumps_json, jsonable
+
+    pipe = Pipeline(CountingSource(n=9), [DivergingStage()], lossless=True)
+    results = []
+    pipe.add_consumer(results.append)
+    pipe.start()
+    assert pipe.wait(5)
+    pipe.close()
+    bad = [r for r in results if r.frame.index % 3 == 0]
+    assert all(r.results["diverging"] is None and "non-finite" in r.errors["diverging"] for r in bad)
+    assert all(r.results["diverging"] is not None for r in results if r.frame.index % 3)
+    assert pipe.stats().stage_errors["diverging"] == 3
+    for r in results:  # valid JSON on every frame, the "not measured" NaN as null
+        row = json.loads(dumps_json(jsonable(r.to_json())))
+        assert row["diverging"] is None or row["diverging"]["fit_rmse_px"] is None
