@@ -65,6 +65,10 @@ def _playable(path: Path) -> int:
 def run(options: BenchOptions) -> str:
     seconds = options.seconds or (60.0 if options.quick else 1800.0)
     clip = options.source or options.shared_dir / "media" / "talking_head.mp4"
+    if not clip.is_file():
+        from engine.sources.errors import SourceError
+
+        raise SourceError(f"bench soak needs the clip {clip} (give another with --source)")
     tmp = Path(tempfile.mkdtemp(prefix="holocap_soak_"))
     out, rec = tmp / "out", tmp / "rec"
     cmd = [sys.executable, str(repo_root() / "main.py"), "run", "--headless", "--source", str(clip), "--loop",
