@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive_int, default=50)
     bench.add_argument("--source", type=Path, default=None, help="app: the clip to play (default: talking head)")
     bench.add_argument("--fps", type=_positive_fps, default=None, help="app: pace the source at this rate (30)")
-    bench.add_argument("--seconds", type=_positive_fps_or_seconds, default=None,
+    bench.add_argument("--seconds", type=_positive_seconds, default=None,
                        help="app: seconds measured per configuration (20); soak: length of the run (1800)")
     bench.add_argument("--json", type=Path, default=None, help="app: also write the rows as JSON to FILE")
     return parser
@@ -126,24 +126,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0.0 < value <= 240.0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate between 0 and 240")
-    return value
+def _number_in(lo: float, hi: float, what: str):
+    """An argparse type: a finite number in (lo, hi], else a one-line refusal."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (lo < value <= hi):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
 
 
-def _positive_fps_or_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0.0 < value <= 7 * 86400):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
+_positive_fps = _number_in(0.0, 240.0, "a frame rate between 0 and 240")
+_positive_seconds = _number_in(0.0, 7 * 86400.0, "a positive number of seconds (at most a week)")
 
 
 def _stage_list(arg: str | None, settings) -> list[str]:
@@ -244,7 +242,7 @@ def _make_outputs(args):
 
 
 def cmd_gui(args, settings) -> int:
-    from app.main_window import run_gui
+    from app.launch import run_gui
 
     return run_gui(args, settings)
 
@@ -293,7 +291,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     """Errors whose message is meant for the user (imported lazily: they live in engine)."""
     types: list[type[BaseException]] = [UserError]
     for module, name in (("engine.sources.errors", "SourceError"), ("engine.stage_factory", "StageBuildError"),
-                         ("engine.weights.errors", "WeightsError"), ("app.main_window", "NoDisplayError"),
+                         ("engine.weights.errors", "WeightsError"), ("app.launch", "NoDisplayError"),
         ("engine.outputs.virtual_camera", "VirtualCameraUnavailable")):
         try:
             types.append(getattr(importlib.import_module(module), name))

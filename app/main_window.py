@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow,
+from PyQt6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow,
                              QMessageBox, QProgressDialog, QToolBar)
 
 from app.controls import ControlsDock
 from app.log_bridge import LogBridge
-from app.qt_env import sanitize_qt_environment
 from app.session import CaptureSession
 from engine.settings import AppSettings, save_settings
 from engine.stage_factory import StageOptions
@@ -280,8 +277,26 @@ class MainWindow(QMainWindow):
         if self._outputs:
             # The clean view (no HUD, no UI) at the outputs' size, rendered off-screen.
             image = self.viewport.render_image(OUTPUT_WIDTH, OUTPUT_HEIGHT)
-            for output in self._outputs.values():
-                output.send(image, fr.frame.index, fr.frame.t_capture)
+            for key, output in list(self._outputs.items()):
+                try:
+                    output.send(image, fr.frame.index, fr.frame.t_capture)
+                except Exception as exc:  # one output failing must not starve the others or the view
+                    self._output_failed(key, f"{type(exc).__name__}: {exc}")
+
+    def _output_failed(self, key: str, why: str) -> None:
+        """Stop that output, say so once, and switch its setting off (the user may retry)."""
+        output = self._outputs.pop(key, None)
+        log.error("output %s stopped: %s", key, why)
+        self.statusBar().showMessage(f"output {key} stopped: {why}", 15000)
+        if output is not None:
+            try:
+                output.close()
+            except Exception as exc:  # closing a broken device may fail too; it is gone either way
+                log.warning("closing output %s: %s", key, exc)
+        if key == "vcam":
+            self.settings.virtual_camera = False
+        elif key == "mjpeg":
+            self.settings.mjpeg_address = ""
 
     def _update_hud(self) -> None:
         stats = self.session.stats()
@@ -308,6 +323,10 @@ class MainWindow(QMainWindow):
             if info.get("state") == "reconnecting":
                 hud["camera"] = "reconnecting…"
         self.viewport.set_hud_stats(hud if self.settings.show_hud else {})
+        for key, output in list(self._outputs.items()):  # failed on its own thread (device gone)
+            why = getattr(getattr(output, "stats", None), "failed", None)
+            if why:
+                self._output_failed(key, why)
         device = self.settings.device
         self.status_label.setText(f"device: {device} | frames {stats.frames_processed} | dropped {stats.frames_dropped}")
 
@@ -376,88 +395,3 @@ class MainWindow(QMainWindow):
         self.session.close()
         save_settings(self.settings)
         super().closeEvent(event)
-
-
-class NoDisplayError(Exception):
-    """The desktop app cannot start: there is no screen to show it on."""
-
-
-def check_display() -> None:
-    """Fail with a clear sentence instead of Qt's abort when no display is reachable."""
-    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise NoDisplayError(
-            "no display found (DISPLAY/WAYLAND_DISPLAY unset): the desktop app needs a screen; "
-            "without one use `run --source SOURCE --headless --out DIR`, or start it under `xvfb-run -a`")
-
-
-def run_gui(args, settings: AppSettings) -> int:
-    """Open the window; with --frames N, process N frames, optionally --screenshot, exit."""
-    check_display()
-    sanitize_qt_environment()
-    app = QApplication.instance() or QApplication([])
-    app.setApplicationName("holocap")
-    if getattr(args, "view", None):
-        settings.view = args.view
-    if getattr(args, "volume_quality", None):
-        settings.volume_quality = args.volume_quality
-    if getattr(args, "target_fps", None):
-        settings.target_fps = float(args.target_fps)
-    # In the app, a flag is a choice the user keeps (as if made in the controls panel).
-    for flag, key in (("face_backend", "face_backend"), ("body_backend", "body_backend"),
-                      ("volume_backend", "volume_backend"), ("hfov", "hfov_deg")):
-        if getattr(args, flag, None) is not None:
-            setattr(settings, key, getattr(args, flag))
-    if getattr(args, "stages", None):
-        wanted = {s.strip() for s in args.stages.split(",")}
-        settings.stages = {name: name in wanted or name == "perception" for name in settings.stages}
-    window = MainWindow(settings, event_mode=bool(getattr(args, "event_mode", False)))
-    frames = getattr(args, "frames", None)
-    window.show_dialogs = not frames
-    if not window.event_mode:
-        window.show()
-    source = getattr(args, "source", None) or (settings.last_source if window.event_mode else None)
-    if source:
-        # Fail fast on bad input with a dialog-free message when scripted (--frames).
-        window.open_source(source)
-    status = {"code": 0}
-    if frames:
-        def check_done() -> None:
-            if window.frames_shown >= frames and timer.isActive():
-                timer.stop()
-                window._update_hud()
-                shot = getattr(args, "screenshot", None)
-                if shot:
-                    window.viewport.update()
-                    QApplication.processEvents()
-                    window.save_screenshot(Path(shot))
-                window.close()
-        timer = QTimer(window)
-        timer.timeout.connect(check_done)
-        timer.start(50)
-
-        def on_failed(message: str) -> None:
-            print(f"holocap: {message}", file=sys.stderr)
-            status["code"] = 2
-            window.close()
-        window.session.failed.connect(on_failed)
-    from engine.signals import exit_status, stop_on_signals
-
-    # Qt's event loop runs no Python code while idle, so a short timer lets the interpreter
-    # see a SIGTERM/SIGHUP/SIGINT; the window then closes as if the user closed it
-    # (the session stops, recordings are finished, settings saved).
-    with stop_on_signals(raise_in_main=False) as stop:
-        def close_on_stop() -> None:
-            if stop.requested:
-                heartbeat.stop()
-                window.close()  # closeEvent stops the session and finishes the outputs
-                app.quit()
-
-        heartbeat = QTimer(window)
-        heartbeat.timeout.connect(close_on_stop)
-        heartbeat.start(200)
-        app.exec()
-    if stop.requested:
-        return exit_status(stop.signum)
-    return status["code"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-
 from engine.bench import BenchOptions
 from engine.paths import repo_root
+from engine.sources.video import count_decodable_frames
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,6 @@ def _disk_mb(*folders: Path) -> float:
             except FileNotFoundError:  # deleted by the budget while we walked
                 continue
     return total / 1e6
-
-
-def _playable(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def run(options: BenchOptions) -> str:
@@ -97,7 +88,7 @@ def run(options: BenchOptions) -> str:
     overlay = sorted(out.glob("overlay_*.mp4"))
     rec_dirs = list(rec.glob("*")) if rec.exists() else []
     rec_segments = sorted(rec_dirs[0].glob("video/segment_*.mp4")) if rec_dirs else []
-    unplayable = [p.name for p in overlay + rec_segments if ".partial" not in p.name and _playable(p) == 0]
+    unplayable = [p.name for p in overlay + rec_segments if ".partial" not in p.name and count_decodable_frames(p) == 0]
     partial = [p.name for p in overlay + rec_segments if ".partial" in p.name]
     rss = [(t, r) for t, r, _ in samples if r is not None]
     after_first_minute = [r for t, r in rss if t >= 60.0]
@@ -109,6 +100,10 @@ def run(options: BenchOptions) -> str:
     if options.json is not None:
         options.json.write_text(json.dumps({"rows": rows, "summary": summary, "rss_growth_pct": growth,
                                             "peak_disk_mb": peak_disk}, indent=1, default=str))
+    try:
+        shutil.rmtree(tmp)  # up to the budget of videos and meshes: not worth keeping
+    except OSError as exc:
+        log.warning("soak: could not remove %s: %s", tmp, exc)
     load = os.getloadavg()
     lines = [
         f"`bench soak`: `run --headless --loop --record` on {clip.name} for {seconds:.0f} s "

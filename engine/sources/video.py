@@ -216,3 +216,16 @@ class VideoSource:
         return {"kind": "video", "path": str(self._path), "fps": self._fps, "frame_count": self._frame_count,
                 "position": self._index, "loops": self._loops, "loop": self._loop, "realtime": self._realtime,
                 "skipped_frames": self.skipped_frames, "skipped_ranges": [list(r) for r in self.skipped_ranges]}
+
+
+def count_decodable_frames(path: str | Path) -> int:
+    """How many frames OpenCV decodes from a video, read to the end (a player's view of the
+    file, not its header's frame count; 0 for a file it cannot open)."""
+    cap = cv2.VideoCapture(str(path))
+    count = 0
+    try:
+        while cap.read()[0]:
+            count += 1
+    finally:
+        cap.release()
+    return count

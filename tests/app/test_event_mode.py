@@ -55,15 +55,15 @@ def test_watchdog_restarts_a_crashed_pipeline(qtbot, event_window):
 
 
 def test_gui_command_autostarts_last_source_in_event_mode(qtbot, monkeypatch):
-    from app import main_window
+    from app import launch, main_window
 
     started = {}
     monkeypatch.setattr(main_window.MainWindow, "open_source", lambda self, spec: started.setdefault("spec", spec))
-    monkeypatch.setattr(main_window.QApplication, "exec", lambda self: 0)
+    monkeypatch.setattr(launch.QApplication, "exec", lambda self: 0)
     settings = AppSettings()
     settings.last_source = "synthetic"
     args = types.SimpleNamespace(source=None, stages=None, view=None, frames=None, screenshot=None, event_mode=True)
-    assert main_window.run_gui(args, settings) == 0
+    assert launch.run_gui(args, settings) == 0
     assert started["spec"] == "synthetic"
-    for widget in main_window.QApplication.topLevelWidgets():
+    for widget in launch.QApplication.topLevelWidgets():
         widget.close()

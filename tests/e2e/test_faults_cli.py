@@ -16,17 +16,11 @@ import numpy as np
 import pytest
 
 from engine.outputs.recording import read_recording
+from engine.sources.video import count_decodable_frames
 from tests.e2e.test_cli import REPO, run_cli
 
 
-def count_frames(path: Path) -> int:
-    """Frames OpenCV decodes from a video file (the reader's view, not the header's)."""
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+count_frames = count_decodable_frames
 
 
 def strict_json_rows(path: Path) -> list[dict]:

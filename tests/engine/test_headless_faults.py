@@ -8,7 +8,6 @@ import signal
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,6 +15,7 @@ from engine.headless import HeadlessOptions, run_headless
 from engine.outputs.group import OutputGroup
 from engine.signals import StopRequested, exit_status, stop_on_signals
 from engine.sources.synthetic import SyntheticSource
+from engine.sources.video import count_decodable_frames
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,7 @@ class CountingOutput:
     def close(self) -> None: ...
 
 
-def frames_in(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+frames_in = count_decodable_frames
 
 
 def test_a_failing_output_is_disabled_alone_and_reported(tmp_path):

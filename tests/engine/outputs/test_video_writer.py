@@ -49,14 +49,7 @@ def test_other_sizes_are_letterboxed_onto_the_first_frames_canvas(tmp_path):
         writer.write(np.full((100, 66, 3), 200, np.uint8))  # taller: black bars left and right
         writer.write(index_image(2, 64, 48))
     assert writer.frames_letterboxed == 1
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
+    frames = _read_all(path)[0]
     assert len(frames) == 3 and all(f.shape == (48, 64, 3) for f in frames)
     bright = frames[1].mean(axis=(0, 2))
     assert bright[:10].max() < 40 and bright[28:36].min() > 150  # centred, aspect kept
