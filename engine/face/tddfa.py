@@ -78,11 +78,3 @@ def load_regressor(checkpoint_path: str | Path, param_stats_path: str | Path,
     log.info("3DDFA_V2 regressor: MobileNetV1 x%g from %s on %s",
              model.widen_factor, Path(checkpoint_path).name, device)
     return TddfaRegressor(model, stats, device)
-
-
-def __getattr__(name: str):  # noqa: ANN202 - lazy re-export, avoids importing mediapipe eagerly
-    if name == "TddfaFaceTracker":
-        from engine.face.tddfa_tracker import TddfaFaceTracker
-
-        return TddfaFaceTracker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
