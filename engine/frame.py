@@ -14,12 +14,15 @@ class Frame:
     index: running index from the source, starting at 0; gaps mean dropped frames.
     t_capture: time.monotonic() seconds when the source produced the image.
     source_id: identifies the source (camera name, file path, "synthetic:...").
+    name: what this frame is within its source when that is more than its index: the image's
+        file name for photos and image folders; "" otherwise.
     """
 
     image: np.ndarray
     index: int
     t_capture: float
     source_id: str
+    name: str = ""
 
     @property
     def height(self) -> int:

@@ -35,6 +35,9 @@ class FrameResult:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "frame": self.frame.index,
+            # Which input this row is about: the file name in an image folder (rows of
+            # unrelated photos must be traceable to their photo), else the frame index.
+            "source_name": self.frame.name or self.frame.index,
             "t": round(self.frame.t_capture, 6),
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }

@@ -36,7 +36,8 @@ from engine.perception.result import PerceptionResult
 
 log = logging.getLogger(__name__)
 
-EXPRESSION_NAMES: tuple[str, ...] = tuple(f"exp_{i:02d}" for i in range(NUM_EXPRESSION))
+# The BFM expression basis, named as the offline BFM fit names it (same basis, same names).
+EXPRESSION_NAMES: tuple[str, ...] = tuple(f"bfm_exp_{i:02d}" for i in range(NUM_EXPRESSION))
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class Pacer:
 
 
 def release_frame(image, index: int, source_id: str, pacer: "Pacer | None",
-                  stop: "threading.Event") -> Frame | None:
+                  stop: "threading.Event", name: str = "") -> Frame | None:
     """The common end of a file-like source's read(): wait for the frame's due time when
     `pacer` is given (realtime playback; `stop` cuts the wait short), then stamp the
     capture time. Returns None when the source was closed while waiting."""
@@ -115,4 +115,4 @@ def release_frame(image, index: int, source_id: str, pacer: "Pacer | None",
         pacer.wait(stop.wait)
         if stop.is_set():
             return None
-    return Frame(image=image, index=index, t_capture=time.monotonic(), source_id=source_id)
+    return Frame(image=image, index=index, t_capture=time.monotonic(), source_id=source_id, name=name)

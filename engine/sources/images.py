@@ -175,7 +175,8 @@ class ImageSource:
                 self._reported.add(note)
                 log.info("converted %s: %s (further images converted silently)", file, note)
 
-    def _next_image(self) -> np.ndarray | None:
+    def _next_image(self) -> tuple[np.ndarray, str] | None:
+        """The next decodable image and its file name; None at the end."""
         while True:
             if self._pos >= len(self._files):
                 if not self._loop or len(self._skipped) == len(self._files):
@@ -189,24 +190,25 @@ class ImageSource:
                 image = self._first[1]
                 if not self._loop or len(self._files) > 1:
                     self._first = None  # only a looping single image keeps it in memory
-                    return image
-                return image.copy()  # consumers get their own array each frame
+                    return image, file.name
+                return image.copy(), file.name  # consumers get their own array each frame
             try:
                 image, notes = decode_image(file)
             except SourceError as exc:
                 self._skip(file, exc)
                 continue
             self._report(notes, file)
-            return image
+            return image, file.name
 
     def read(self) -> Frame | None:
         if not self._opened or self._stop.is_set():
             return None
-        image = self._next_image()
-        if image is None:
+        got = self._next_image()
+        if got is None:
             return None
+        image, name = got
         frame = release_frame(image, self._index, self.source_id,
-                              self._pacer if self._realtime else None, self._stop)
+                              self._pacer if self._realtime else None, self._stop, name=name)
         if frame is not None:
             self._index += 1
         return frame

@@ -91,7 +91,8 @@ def test_image_folder_of_mixed_sizes_is_one_video(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_processed"] == 7 and summary["output_errors"] == {}
     assert count_frames(out / "overlay.mp4") == 7
-    assert len(strict_json_rows(out / "results.jsonl")) == 7
+    rows = strict_json_rows(out / "results.jsonl")
+    assert [r["source_name"] for r in rows] == [f"img{i}.jpg" for i in range(7)]  # each row names its photo
 
 
 def test_unreadable_image_is_named_and_skipped(tmp_path):

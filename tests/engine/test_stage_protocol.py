@@ -23,3 +23,15 @@ def test_the_fast_path_keeps_finite_values_exactly():
     value = {"t": 0.123456789, "n": 3, "s": "x", "l": [1.5, 2.25]}
     assert json.loads(dumps_json(value)) == value
     assert math.isclose(json.loads(dumps_json({"v": 1e-9}))["v"], 1e-9)
+
+
+def test_face_json_names_each_expression_value():
+    from engine.face.result import FaceResult
+
+    z = np.zeros((3, 3), np.float32)
+    face = FaceResult(vertices_image=z, vertices_camera=z, triangles=np.zeros((1, 3), np.int32),
+                      landmarks_2d=np.zeros((68, 2), np.float32), pose_deg=np.zeros(3, np.float32),
+                      identity=np.zeros(2, np.float32), expression=np.array([0.25, 0.5], np.float32),
+                      expression_names=("jawOpen", "eyeBlinkLeft"), fit_rmse_px=1.0, backend="anny")
+    row = json.loads(dumps_json(face.to_json()))
+    assert row["expressions"] == {"jawOpen": 0.25, "eyeBlinkLeft": 0.5}

@@ -60,6 +60,11 @@ def test_reported_pose_follows_3ddfa_convention():
     for _ in range(10):
         r = rotation_matrix(*rng.uniform(-60, 60, 3))
         np.testing.assert_allclose(rotation_from_pose_deg(*pose_deg(r)), r, atol=1e-12)
+    # The table of docs/CONVENTIONS.md, in the image (model frame: x right, y down, z away).
+    nose, crown = np.array([0.0, 0.0, -0.1]), np.array([0.0, -0.1, 0.0])
+    assert (rotation_from_pose_deg(30, 0, 0) @ nose)[0] < -0.04  # yaw > 0: nose to image left
+    assert (rotation_from_pose_deg(0, 30, 0) @ nose)[1] > 0.04  # pitch > 0: nose down
+    assert (rotation_from_pose_deg(0, 0, 30) @ crown)[0] < -0.04  # roll > 0: crown to image left
 
 
 def test_umeyama_recovers_similarity():
