@@ -74,7 +74,7 @@ def build_face(options: StageOptions) -> Stage:
     _progress(options, "loading the face model…")
     settings = FaceSettings(backend=options.face_backend, smoothing=options.smoothing,
                             hfov_deg=options.hfov_deg, export_dir=options.export_dir,
-                            device=options.device)
+                            device=options.device, still_images=options.static_images)
     return FaceStage(settings, on_progress=options.on_progress)
 
 
@@ -84,7 +84,7 @@ def build_body(options: StageOptions) -> Stage:
     _progress(options, "loading the body model (the first run builds and caches Anny, ~1 min)…")
     settings = BodySettings(backend=options.body_backend, smoothing=options.smoothing,
                             hfov_deg=options.hfov_deg, export_dir=options.export_dir,
-                            device=options.device, person=options.person)
+                            device=options.device, person=options.person, still_images=options.static_images)
     return BodyStage(settings, on_progress=options.on_progress)
 
 

@@ -39,7 +39,9 @@ class BodySettings:
     filtering of the Anny pose. person: which person to fit (None = the largest / most
     central one; the perception stage does the selection). export_dir: where meshes go when
     an export is requested (None = not set). device: torch device for HMR ("auto"|"cpu"|"cuda").
-    mesh: produce the full mesh every frame (False = keypoints and joints only)."""
+    mesh: produce the full mesh every frame (False = keypoints and joints only).
+    still_images: the frames are unrelated photos: each is fitted from a fresh start (no
+    warm start, shape or smoothing carried over from another person), with more steps."""
 
     backend: str = "auto"
     hfov_deg: float = 60.0
@@ -48,6 +50,11 @@ class BodySettings:
     export_dir: Path | None = None
     device: str = "auto"
     mesh: bool = True
+    still_images: bool = False
+
+
+# A photo is fitted once, from the closed-form start: twice the steps of a video's first frame.
+STILL_ITERATIONS = 20
 
 
 class BodyStage:
@@ -68,7 +75,9 @@ class BodyStage:
             self._hmr = self._make_hmr()
         if self._hmr is None:
             data = model_data or load_anny_body_data(on_progress=on_progress)
-            self._fitter = AnnyFitter(data, FitSettings(smoothing=self.settings.smoothing))
+            fit = (FitSettings(smoothing=False, iterations_first=STILL_ITERATIONS) if self.settings.still_images
+                   else FitSettings(smoothing=self.settings.smoothing))
+            self._fitter = AnnyFitter(data, fit)
             self._faces = data.faces
             log.info("body back-end: Anny fitted to mediapipe pose (offline default)")
 
@@ -116,6 +125,8 @@ class BodyStage:
             return None
         if self._fitter.visible(obs).sum() < MIN_VISIBLE:
             return None  # too little of the person in view for a meaningful fit
+        if self.settings.still_images:
+            self._fitter.reset()  # another photo, maybe another person
         out = self._fitter.fit(obs, with_mesh=self.settings.mesh)
         if not (np.isfinite(out.rmse_px) and np.isfinite(out.root).all()):
             log.warning("body fit diverged on frame %d: restarting from the next frame", frame.index)

@@ -400,6 +400,33 @@ class FaceFitter:
         with single_threaded_blas():
             return self._fit(landmarks, t)
 
+    # A photo: Gauss-Newton rounds (each re-applying the view's landmark slide) until the
+    # RMSE improves by less than STILL_TOL, at most STILL_ROUNDS.
+    STILL_ROUNDS = 10
+    STILL_TOL = 0.005
+
+    def fit_still(self, landmarks: np.ndarray) -> tuple[FitParams, FitParams, float]:
+        """One photo, unrelated to the previous one: fitted from scratch to convergence, with
+        its own identity and no smoothing (a filter or a warm start would blend two people).
+        Returns (params, params, RMSE px)."""
+        self.reset()
+        with single_threaded_blas():
+            observed_all = np.asarray(landmarks, np.float64)[self.model.landmark_mediapipe]
+            expr0 = np.clip(np.zeros(self.model.num_expression), *self.bounds[self.packed.num_identity:].T)
+            params = initial_pose(self.packed, observed_all, self.identity, expr0)
+            free_identity = self.settings.identity_frames > 0
+            slide = self.model.landmark_slide
+            best = np.inf
+            for _ in range(self.STILL_ROUNDS):
+                observed = observed_all if slide is None else observed_all - slide_shift(slide, params)
+                params = gauss_newton(self.packed, observed, params, prior_precision=self.prior_precision,
+                                      bounds=self.bounds, free_identity=free_identity, iterations=3)
+                rmse = rmse_px(predict_landmarks(self.packed, params), observed)
+                if best - rmse < self.STILL_TOL * best:
+                    break
+                best = rmse
+            return params, params, float(rmse)
+
     def _fit(self, landmarks: np.ndarray, t: float) -> tuple[FitParams, FitParams, float]:
         observed = np.asarray(landmarks, np.float64)[self.model.landmark_mediapipe]
         st = self.settings

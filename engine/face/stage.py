@@ -39,6 +39,8 @@ class FaceSettings:
     hfov_deg: horizontal field of view of the input camera (for camera-space vertices).
     export_dir: where meshes go when an export is requested; export_format ".obj" | ".ply".
     device: torch device for 3DDFA ("auto" | "cpu" | "cuda").
+    still_images: the frames are unrelated photos (an image folder): each is fitted from
+        scratch to convergence, without smoothing or a warm start from the previous one.
     fit / filters: the fitter's settings (offline back-ends)."""
 
     backend: str = "auto"
@@ -47,6 +49,7 @@ class FaceSettings:
     export_dir: Path | None = None
     export_format: str = ".obj"
     device: str = "auto"
+    still_images: bool = False
     fit: FitSettings = field(default_factory=FitSettings)
     filters: SmoothingSettings = field(default_factory=SmoothingSettings)
 
@@ -230,7 +233,10 @@ class FaceStage:
         if landmarks is None:
             self._fitter.lost()
             return None
-        _, smoothed, rmse = self._fitter.fit(landmarks, frame.t_capture)
+        if self.settings.still_images:
+            _, smoothed, rmse = self._fitter.fit_still(landmarks)
+        else:
+            _, smoothed, rmse = self._fitter.fit(landmarks, frame.t_capture)
         camera = PinholeCamera.from_fov(frame.width, frame.height, self.settings.hfov_deg)
         with single_threaded_blas():
             return face_result(self._mesh, smoothed, camera, rmse, self.backend)

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 NUM_FACE_LANDMARKS = 478
 NUM_POSE_LANDMARKS = 33
 POSE_CROP_SIZE = 512  # fixed crop size: keeps the pose graph's input stable across frames
+FACE_RETRY_SIZE = 384  # a retried face region is resampled to this square
+MAX_RETRY_PEOPLE = 3  # person blobs tried, largest first, when a photo's pose is missed
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class PerceptionStage:
         pose, visibility, world, mask = self._detect_pose(rgb, width, height)
         if face_job is not None:
             face = face_job.result()
+        if face is None and self._face_mesh is not None and self.settings.static_image_mode:
+            face = self._retry_face(rgb, width, height, pose)
         face_box = None if face is None else \
             np.array([*face[:, :2].min(0), *face[:, :2].max(0)], np.float32)
         self._frames_seen += 1
@@ -155,6 +159,20 @@ class PerceptionStage:
             x0, y0 = float(crop[0]), float(crop[1])
             crop_w = crop_h = float(crop[2] - crop[0])
             out = self._pose.process(extract_square(rgb, crop, POSE_CROP_SIZE))
+            if out.pose_landmarks is None and self.settings.static_image_mode:
+                # Never worse than mediapipe on its own: the person crop can cut a limb or
+                # frame a pose the model does not know; a photo gets the whole frame too.
+                # (Not on video: the tracking graph must keep seeing the same kind of input.)
+                x0, y0, crop_w, crop_h, crop = 0.0, 0.0, width, height, None
+                out = self._pose.process(rgb)
+        if out.pose_landmarks is None and self.settings.static_image_mode:
+            for box in self._retry_boxes(rgb, width, height):
+                retry = self._pose.process(extract_square(rgb, box, POSE_CROP_SIZE))
+                if retry.pose_landmarks is not None:
+                    out, crop = retry, box
+                    x0, y0 = float(box[0]), float(box[1])
+                    crop_w = crop_h = float(box[2] - box[0])
+                    break
         if out.pose_landmarks is not None and self.settings.pose:
             pose = landmarks_to_pixels(out.pose_landmarks.landmark, crop_w, crop_h)
             pose[:, 0] += x0
@@ -168,6 +186,45 @@ class PerceptionStage:
                 mask = uncrop_mask(mask, crop, width, height)
         self._pose_centre = None if pose is None else pose[:, :2].mean(axis=0)
         return pose, visibility, world, mask
+
+    def _retry_face(self, rgb: np.ndarray, width: int, height: int,
+                    pose: np.ndarray | None) -> np.ndarray | None:
+        """A photo whose face FaceMesh missed: look again in the head region the pose found
+        (enlarged: a small or far face) and in the whole image with a margin (a face cut by
+        the edge or filling the frame). Landmarks come back in image pixels."""
+        side = 1.4 * max(width, height)
+        boxes = [np.array([width / 2 - side / 2, height / 2 - side / 2,
+                           width / 2 + side / 2, height / 2 + side / 2], np.float32)]
+        if pose is not None:
+            head = pose[:11, :2]  # mediapipe pose 0-10: nose, eyes, ears, mouth
+            centre = head.mean(axis=0)
+            extent = max(float(np.ptp(head[:, 0])), float(np.ptp(head[:, 1])), 8.0)
+            half = 1.6 * extent
+            boxes.insert(0, np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half],
+                                     np.float32))
+        for box in boxes:
+            out = self._face_mesh.process(extract_square(rgb, box, FACE_RETRY_SIZE))
+            if out.multi_face_landmarks:
+                side_px = float(box[2] - box[0])
+                face = landmarks_to_pixels(out.multi_face_landmarks[0].landmark, side_px, side_px)
+                face[:, 0] += box[0]
+                face[:, 1] += box[1]
+                return face
+        return None
+
+    def _retry_boxes(self, rgb: np.ndarray, width: int, height: int) -> list[np.ndarray]:
+        """Where to look again when a photo's pose is missed (square boxes, in order): the
+        whole image with a margin (a person cut by the edge, or filling the frame), then
+        each person blob of the segmentation, enlarged (a small person in a wide shot)."""
+        side = 1.4 * max(width, height)
+        cx, cy = width / 2.0, height / 2.0
+        boxes = [np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)]
+        if self._selfie is not None:
+            mask = self._selfie.process(rgb).segmentation_mask
+            if mask is not None:
+                people = sorted(find_people(np.asarray(mask, np.float32)), key=lambda p: -p.area)
+                boxes += [crop_box(p.box) for p in people[:MAX_RETRY_PEOPLE]]
+        return boxes
 
     def _update_person_crop(self, rgb: np.ndarray) -> None:
         """Every `people_every` frames, find the people in view (segmentation blobs) and
