@@ -154,7 +154,9 @@ def run(options: BenchOptions) -> str:
         f"{np.percentile(rmse, 95):.2f} px. Goals: fit ≤ 2 ms, whole default face stage ≤ 8 ms. "
         f"Peak RSS of the process: {peak_rss_mb():.0f} MB.",
     ]
-    text = "\n".join(body)
+    from engine.bench.face_stills import report as stills_report
+
+    text = "\n".join(body) + "\n\n### Accuracy on stills\n\n" + stills_report(model)
     try:
         tddfa = importlib.import_module("engine.bench.tddfa")
     except ImportError:
