@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from engine.bench import BenchOptions, peak_rss_mb
-from engine.face.fit import FaceFitter, rotation_matrix
+from engine.face.fit import rotation_matrix
+from engine.face.fitter import FaceFitter
 from engine.face.morphable import LinearFaceModel
 from engine.face.stage import FaceSettings, FaceStage
 from engine.face.synthetic import render_mesh

@@ -20,7 +20,8 @@ import numpy as np
 from engine.pinhole import PinholeCamera
 from engine.face.blas_threads import single_threaded_blas
 from engine.face.export import export_face_mesh, export_name
-from engine.face.fit import FaceFitter, FitParams, FitSettings, SmoothingSettings, pose_deg, slide_shift
+from engine.face.fit import FitParams, FitSettings, pose_deg, slide_shift
+from engine.face.fitter import FaceFitter, SmoothingSettings
 from engine.face.morphable import LinearFaceModel
 from engine.face.result import FaceResult
 from engine.frame import Frame

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from engine.outputs.recording import read_recording
 from engine.sources.video import count_decodable_frames

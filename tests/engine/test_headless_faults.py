@@ -2,7 +2,6 @@
 the files of the others are complete. Frames of changing size and endless runs in segments."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from engine.face import topology
-from engine.face.fit import (FaceFitter, FitSettings, SmoothingSettings, euler_angles, gauss_newton,
-                             initial_pose, pack_rows, predict_landmarks, rotation_angle_deg,
-                             rotation_matrix, umeyama)
+from engine.face.fit import (FitSettings, euler_angles, gauss_newton, initial_pose, pack_rows,
+                             predict_landmarks, rotation_angle_deg, rotation_matrix, umeyama)
+from engine.face.fitter import FaceFitter, SmoothingSettings
 from engine.face.morphable import ANNY_EXPRESSION_BOUNDS, LinearFaceModel, landmark_rows
 from engine.render.raster_cpu import rasterize
 
