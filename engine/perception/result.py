@@ -22,6 +22,9 @@ class PerceptionResult:
     pose_world: (33, 3) float32 or None; metres, origin between the hips, x right, y down,
         z away from the camera (mediapipe's world landmarks).
     segmentation: (H, W) float32 in [0, 1], person probability, or None.
+    people_boxes: (P, 4) float32 x1, y1, x2, y2 pixels of every person the segmentation
+        search found (left to right; refreshed every few frames on video), or None when it
+        did not run. The landmarks are of the chosen one (`--person`).
     """
 
     image_size: tuple[int, int]
@@ -31,6 +34,7 @@ class PerceptionResult:
     pose_visibility: np.ndarray | None = None
     pose_world: np.ndarray | None = None
     segmentation: np.ndarray | None = None
+    people_boxes: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         face = None if self.face_landmarks is None else self.face_landmarks[:, :2]
@@ -42,4 +46,5 @@ class PerceptionResult:
             "pose_visibility": jsonable(self.pose_visibility, 2),
             "segmentation_area": None if self.segmentation is None
             else round(float((self.segmentation > 0.5).mean()), 4),
+            "people_boxes": jsonable(self.people_boxes, 1),
         }

@@ -65,6 +65,7 @@ class PerceptionStage:
         self._crop: np.ndarray | None = None  # (4,) float32 pose crop box, None = full frame
         self._person_box: np.ndarray | None = None  # the followed person's blob box
         self._pose_centre: np.ndarray | None = None  # (2,) last pose landmarks' mean, pixels
+        self._people_boxes: np.ndarray | None = None  # (P, 4) every person the search found
         self._frames_seen = 0
         self._build()
 
@@ -133,6 +134,7 @@ class PerceptionStage:
             pose_visibility=visibility,
             pose_world=world,
             segmentation=mask,
+            people_boxes=self._people_boxes,
         )
 
     def _detect_face(self, rgb: np.ndarray, width: int, height: int,
@@ -234,6 +236,7 @@ class PerceptionStage:
             return
         mask = self._selfie.process(rgb).segmentation_mask
         people = find_people(np.asarray(mask, np.float32)) if mask is not None else []
+        self._people_boxes = np.array([p.box for p in people], np.float32).reshape(-1, 4)
         chosen = choose_person(people, self.settings.person, self._person_box)
         self._person_box = None if chosen is None else chosen.box  # followed even when alone
         if chosen is None or len(people) < 2:
@@ -258,6 +261,7 @@ class PerceptionStage:
                 graph.close()
         self._face_mesh = self._pose = self._selfie = None
         self._crop, self._person_box, self._pose_centre, self._frames_seen = None, None, None, 0
+        self._people_boxes = None
 
 
 def _inside(point: np.ndarray, box: np.ndarray) -> bool:

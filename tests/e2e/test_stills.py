@@ -55,6 +55,8 @@ def test_every_person_and_face_bare_mediapipe_finds(photo_run):
         mesh.close()
     print(f"people: holocap {people}, bare mediapipe {bare_people}; faces: holocap {faces}, bare {bare_faces}")
     assert people >= 7  # the goal on COCO-style photos: a body on >= 7 of 8
+    crowded = rows["coco_000000000192.jpg"]["perception"]["people_boxes"]  # a baseball field
+    assert crowded is not None and len(crowded) >= 2  # every person found is reported
 
 
 def test_each_photo_is_fitted_on_its_own(shared_file, tmp_path):
