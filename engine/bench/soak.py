@@ -115,8 +115,8 @@ def run(options: BenchOptions) -> str:
         f"- RSS after the first minute: {after_first_minute[0] if after_first_minute else float('nan'):.0f} MB "
         f"-> {after_first_minute[-1] if after_first_minute else float('nan'):.0f} MB at the end "
         f"(growth {growth:+.1f} %; goal < 5 %)",
-        f"- disk: peak {peak_disk:.0f} MB of the {BUDGET_GB * 1000:.0f} MB budget (+ the segment being "
-        f"written and frames.jsonl, which the budget does not delete); "
+        f"- disk: peak {peak_disk:.0f} MB of the {BUDGET_GB * 1000:.0f} MB budget (all files, the open "
+        f"segments and frames.jsonl included; the budget reserves room for the pieces being written); "
         f"deleted {summary.get('disk', {}).get('deleted_segments')} old segments",
         f"- segments left: {len(overlay)} overlay, {len(rec_segments)} recording; unplayable: "
         f"{unplayable or 'none'}; still .partial after the stop: {partial or 'none'}",
