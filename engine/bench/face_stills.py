@@ -52,18 +52,21 @@ def _expression(model: LinearFaceModel, kind: str) -> np.ndarray:
 
 
 def make_cases(model: LinearFaceModel, seed: int) -> list[StillCase]:
-    """4 expressions × 5 yaws × 2 backgrounds; identity, pitch, roll and position random."""
+    """4 expressions × 5 yaws × 2 backgrounds; identity, pitch, roll, size and position
+    random per (background, yaw)."""
     rng = np.random.default_rng(seed)
     cases = []
     for bg, background in enumerate(BACKGROUNDS):
-        for kind in KINDS:
-            for yaw in YAWS:
-                identity = rng.normal(0, 0.5, model.num_identity).astype(np.float32)
-                rot = rotation_from_pose_deg(yaw, rng.uniform(-8, 8), rng.uniform(-6, 6))
-                centre = np.array([SIZE / 2 + rng.uniform(-20, 20), SIZE / 2 + rng.uniform(-10, 20)])
+        for yaw in YAWS:
+            # One person and view per (background, yaw), shown with each expression: the
+            # response to an expression is measured against the same face's neutral.
+            identity = rng.normal(0, 0.5, model.num_identity).astype(np.float32)
+            rot = rotation_from_pose_deg(yaw, rng.uniform(-8, 8), rng.uniform(-6, 6))
+            centre = np.array([SIZE / 2 + rng.uniform(-20, 20), SIZE / 2 + rng.uniform(-10, 20)])
+            scale = rng.uniform(1500.0, 1900.0)
+            for kind in KINDS:
                 render = render_mesh(model.vertices(identity, _expression(model, kind)), model.triangles,
-                                     model.vertex_colours, rot, rng.uniform(1500.0, 1900.0), centre, SIZE, SIZE,
-                                     background=background)
+                                     model.vertex_colours, rot, scale, centre, SIZE, SIZE, background=background)
                 image = render.image
                 if bg == 1:
                     empty = (image == np.array(background, np.uint8)).all(-1)
