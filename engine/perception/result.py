@@ -25,6 +25,9 @@ class PerceptionResult:
     people_boxes: (P, 4) float32 x1, y1, x2, y2 pixels of every person the segmentation
         search found (left to right; refreshed every few frames on video), or None when it
         did not run. The landmarks are of the chosen one (`--person`).
+    people_pose: (P', 33, 3) float32 or None: on photos with several people, each one's pose
+        landmarks found in their own crop (pixels; all zeros where none was found), in the
+        order of people_boxes (at most the first 8).
     """
 
     image_size: tuple[int, int]
@@ -35,6 +38,7 @@ class PerceptionResult:
     pose_world: np.ndarray | None = None
     segmentation: np.ndarray | None = None
     people_boxes: np.ndarray | None = None
+    people_pose: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         face = None if self.face_landmarks is None else self.face_landmarks[:, :2]
@@ -47,4 +51,6 @@ class PerceptionResult:
             "segmentation_area": None if self.segmentation is None
             else round(float((self.segmentation > 0.5).mean()), 4),
             "people_boxes": jsonable(self.people_boxes, 1),
+            "people_pose_2d": None if self.people_pose is None else
+            [jsonable(p[:, :2], 1) if p.any() else None for p in self.people_pose],
         }

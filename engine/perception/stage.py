@@ -27,6 +27,7 @@ NUM_POSE_LANDMARKS = 33
 POSE_CROP_SIZE = 512  # fixed crop size: keeps the pose graph's input stable across frames
 FACE_RETRY_SIZE = 384  # a retried face region is resampled to this square
 MAX_RETRY_PEOPLE = 3  # person blobs tried, largest first, when a photo's pose is missed
+MAX_PEOPLE_POSES = 8  # people of a photo (from the left) given a pose of their own
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class PerceptionStage:
             face = self._retry_face(rgb, width, height, pose)
         face_box = None if face is None else \
             np.array([*face[:, :2].min(0), *face[:, :2].max(0)], np.float32)
+        people_pose = None
+        if self.settings.static_image_mode and self._people_boxes is not None and len(self._people_boxes) > 1:
+            people_pose = self._people_poses(rgb)
         self._frames_seen += 1
         return PerceptionResult(
             image_size=(height, width),
@@ -135,6 +139,7 @@ class PerceptionStage:
             pose_world=world,
             segmentation=mask,
             people_boxes=self._people_boxes,
+            people_pose=people_pose,
         )
 
     def _detect_face(self, rgb: np.ndarray, width: int, height: int,
@@ -188,6 +193,22 @@ class PerceptionStage:
                 mask = uncrop_mask(mask, crop, width, height)
         self._pose_centre = None if pose is None else pose[:, :2].mean(axis=0)
         return pose, visibility, world, mask
+
+    def _people_poses(self, rgb: np.ndarray) -> np.ndarray:
+        """(P, 33, 3) pose landmarks (pixels) of each person blob of a photo, found in its
+        own crop; all zeros for a person whose pose was not found. Photos only: on video
+        only the chosen person is tracked (a pose per person per frame would not be live)."""
+        boxes = self._people_boxes[:MAX_PEOPLE_POSES]
+        poses = np.zeros((len(boxes), NUM_POSE_LANDMARKS, 3), np.float32)
+        for k, box in enumerate(boxes):
+            square = crop_box(box)
+            out = self._pose.process(extract_square(rgb, square, POSE_CROP_SIZE))
+            if out.pose_landmarks is not None:
+                side = float(square[2] - square[0])
+                poses[k] = landmarks_to_pixels(out.pose_landmarks.landmark, side, side)
+                poses[k, :, 0] += square[0]
+                poses[k, :, 1] += square[1]
+        return poses
 
     def _retry_face(self, rgb: np.ndarray, width: int, height: int,
                     pose: np.ndarray | None) -> np.ndarray | None:

@@ -57,6 +57,9 @@ def test_every_person_and_face_bare_mediapipe_finds(photo_run):
     assert people >= 7  # the goal on COCO-style photos: a body on >= 7 of 8
     crowded = rows["coco_000000000192.jpg"]["perception"]["people_boxes"]  # a baseball field
     assert crowded is not None and len(crowded) >= 2  # every person found is reported
+    poses = rows["coco_000000000192.jpg"]["perception"]["people_pose_2d"]
+    # one entry per blob, in order (touching people share a blob, and a blob of several may get no pose)
+    assert len(poses) == min(len(crowded), 8) and any(p is not None for p in poses)
 
 
 def test_each_photo_is_fitted_on_its_own(shared_file, tmp_path):
