@@ -9,7 +9,6 @@ file leaves the others going, is in `engine.headless_writer`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -149,8 +148,7 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
         "disk": budget.summary(),
         "files": files + ["summary.json"],
     }
-    text = dumps_json(json.loads(json.dumps(summary, default=str)))
-    (options.out_dir / "summary.json").write_text(json.dumps(json.loads(text), indent=2))
+    (options.out_dir / "summary.json").write_text(dumps_json(summary, indent=2))
     return summary
 
 

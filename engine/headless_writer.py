@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,7 +53,6 @@ class _Segment:
     jsonl_path: Path
     overlay: VideoWriter | None = None
     volume: VideoWriter | None = None
-    finished: list[Path] = field(default_factory=list)
 
 
 class ResultWriter:
@@ -88,7 +87,8 @@ class ResultWriter:
         if segment_s is not None and time.monotonic() - self._segment.t0 >= segment_s:
             self._guard("segments", self._rotate)
         self._count(fr)
-        self._guard("results.jsonl", self._write_json, fr)
+        row = fr.to_json()  # once per frame: the JSON file and the recorder share it
+        self._guard("results.jsonl", self._write_json, row)
         if self.options.export_meshes_dir is not None:
             self._guard("meshes", export_frame_meshes, fr, self.options.export_meshes_dir)
         image = None
@@ -99,7 +99,7 @@ class ResultWriter:
             self._guard("overlay.mp4", self._write_overlay, image)
         if self.options.outputs is not None:
             self._guard("outputs", self.options.outputs.send, image, fr.frame.index, fr.frame.t_capture,
-                        results=fr.to_json(), meshes=result_meshes(fr))
+                        results=row, meshes=result_meshes(fr))
         volume = fr.get("volume")
         if volume is not None:
             self.last_volume = volume
@@ -122,8 +122,8 @@ class ResultWriter:
                 if getattr(perception, key) is not None:
                     self.detections[key] = self.detections.get(key, 0) + 1
 
-    def _write_json(self, fr: FrameResult) -> None:
-        self._segment.jsonl.write(dumps_json(fr.to_json()) + "\n")
+    def _write_json(self, row: dict[str, Any]) -> None:
+        self._segment.jsonl.write(dumps_json(row) + "\n")
 
     def _write_overlay(self, image: np.ndarray) -> None:
         seg = self._segment

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -47,6 +48,8 @@ def jsonable(value: Any, decimals: int = 3) -> Any:
     NaN and infinities become None (JSON has no such numbers: bare `NaN` is invalid JSON)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, float):
         return round(value, decimals) if math.isfinite(value) else None
     if isinstance(value, np.ndarray):
@@ -68,16 +71,17 @@ def jsonable(value: Any, decimals: int = 3) -> Any:
     raise TypeError(f"cannot convert {type(value).__name__} to JSON")
 
 
-def dumps_json(value: Any) -> str:
-    """One compact JSON text that is always valid: non-finite numbers become null.
-
-    The fast path is the plain encoder; only a value holding NaN/inf takes the slow walk."""
+def dumps_json(value: Any, indent: int | None = None) -> str:
+    """One JSON text that is always valid: non-finite numbers become null; compact unless
+    `indent` is given. The fast path is the plain encoder; only a value holding NaN/inf (or
+    numpy types) takes the slow walk through `jsonable`."""
     import json
 
+    separators = (",", ":") if indent is None else None
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return json.dumps(jsonable(value, decimals=6), separators=(",", ":"), allow_nan=False)
+        return json.dumps(value, separators=separators, indent=indent, allow_nan=False)
+    except (ValueError, TypeError):
+        return json.dumps(jsonable(value, decimals=6), separators=separators, indent=indent, allow_nan=False)
 
 
 def non_finite_fields(result: Any) -> list[str]:
