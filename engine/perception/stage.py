@@ -66,6 +66,7 @@ class PerceptionStage:
         self._crop: np.ndarray | None = None  # (4,) float32 pose crop box, None = full frame
         self._person_box: np.ndarray | None = None  # the followed person's blob box
         self._pose_centre: np.ndarray | None = None  # (2,) last pose landmarks' mean, pixels
+        self._people: list = []  # PersonCandidate of the last people search
         self._people_boxes: np.ndarray | None = None  # (P, 4) every person the search found
         self._frames_seen = 0
         self._build()
@@ -173,7 +174,7 @@ class PerceptionStage:
                 x0, y0, crop_w, crop_h, crop = 0.0, 0.0, width, height, None
                 out = self._pose.process(rgb)
         if out.pose_landmarks is None and self.settings.static_image_mode:
-            for box in self._retry_boxes(rgb, width, height):
+            for box in self._retry_boxes(width, height):
                 retry = self._pose.process(extract_square(rgb, box, POSE_CROP_SIZE))
                 if retry.pose_landmarks is not None:
                     out, crop = retry, box
@@ -235,33 +236,37 @@ class PerceptionStage:
                 return face
         return None
 
-    def _retry_boxes(self, rgb: np.ndarray, width: int, height: int) -> list[np.ndarray]:
+    def _retry_boxes(self, width: int, height: int) -> list[np.ndarray]:
         """Where to look again when a photo's pose is missed (square boxes, in order): the
         whole image with a margin (a person cut by the edge, or filling the frame), then
         each person blob of the segmentation, enlarged (a small person in a wide shot)."""
         side = 1.4 * max(width, height)
         cx, cy = width / 2.0, height / 2.0
         boxes = [np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)]
-        if self._selfie is not None:
-            mask = self._selfie.process(rgb).segmentation_mask
-            if mask is not None:
-                people = sorted(find_people(np.asarray(mask, np.float32)), key=lambda p: -p.area)
-                boxes += [crop_box(p.box) for p in people[:MAX_RETRY_PEOPLE]]
-        return boxes
+        # This photo's people search already ran (_update_person_crop): no second pass.
+        people = sorted(self._people, key=lambda p: -p.area)
+        return boxes + [crop_box(p.box) for p in people[:MAX_RETRY_PEOPLE]]
 
     def _update_person_crop(self, rgb: np.ndarray) -> None:
-        """Every `people_every` frames, find the people in view (segmentation blobs) and
-        decide what the pose graph sees: the full frame while it already tracks the chosen
-        person (or only one person is in view), else a crop around the chosen person."""
-        if self._selfie is None or self._frames_seen % max(1, self.settings.people_every):
+        """Find the people in view (segmentation blobs) — every `people_every` frames on
+        video, on every photo — and decide what the pose graph sees: the full frame while it
+        already tracks the chosen person (or only one person is in view), else a crop around
+        the chosen person. A photo is unrelated to the one before: nothing is followed or
+        smoothed across photos."""
+        still = self.settings.static_image_mode
+        if self._selfie is None or (not still and self._frames_seen % max(1, self.settings.people_every)):
             return
         mask = self._selfie.process(rgb).segmentation_mask
         people = find_people(np.asarray(mask, np.float32)) if mask is not None else []
+        self._people = people
         self._people_boxes = np.array([p.box for p in people], np.float32).reshape(-1, 4)
-        chosen = choose_person(people, self.settings.person, self._person_box)
+        chosen = choose_person(people, self.settings.person, None if still else self._person_box)
         self._person_box = None if chosen is None else chosen.box  # followed even when alone
         if chosen is None or len(people) < 2:
             self._crop = None
+            return
+        if still:
+            self._crop = crop_box(chosen.box)
             return
         tracked = self._pose_centre
         if self._crop is None and tracked is not None and _inside(tracked, chosen.box):
@@ -282,7 +287,7 @@ class PerceptionStage:
                 graph.close()
         self._face_mesh = self._pose = self._selfie = None
         self._crop, self._person_box, self._pose_centre, self._frames_seen = None, None, None, 0
-        self._people_boxes = None
+        self._people, self._people_boxes = [], None
 
 
 def _inside(point: np.ndarray, box: np.ndarray) -> bool:
