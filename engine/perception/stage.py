@@ -245,7 +245,8 @@ class PerceptionStage:
         boxes = [np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)]
         # This photo's people search already ran (_update_person_crop): no second pass.
         people = sorted(self._people, key=lambda p: -p.area)
-        return boxes + [crop_box(p.box) for p in people[:MAX_RETRY_PEOPLE]]
+        # Tight and loose: the pose detector wants the whole body, with room around it.
+        return boxes + [crop_box(p.box, margin) for p in people[:MAX_RETRY_PEOPLE] for margin in (0.2, 0.6)]
 
     def _update_person_crop(self, rgb: np.ndarray) -> None:
         """Find the people in view (segmentation blobs) — every `people_every` frames on
