@@ -64,7 +64,11 @@ class VideoSource:
         self._index = 0
         self._loops = 0
         self._pass_position = 0  # frame positions consumed this pass: decoded + unreadable
-        self.skipped_ranges: list[tuple[int, int]] = []  # unreadable [first, last] positions
+        self._pass_decoded = 0  # frames decoded this pass
+        # Unreadable [first, last] positions, of the first pass (a looping file repeats them);
+        # skipped_frames counts every pass.
+        self.skipped_ranges: list[tuple[int, int]] = []
+        self.skipped_frames = 0
         self._pacer = Pacer(self._fps)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -85,10 +89,6 @@ class VideoSource:
     @property
     def loop(self) -> bool:
         return self._loop
-
-    @property
-    def skipped_frames(self) -> int:
-        return sum(last - first + 1 for first, last in self.skipped_ranges)
 
     def open(self) -> None:
         check_readable_file(self._path, "video")
@@ -111,7 +111,7 @@ class VideoSource:
         self._frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._cap, self._pending = cap, image
         self._index, self._loops, self._pass_position = 0, 0, 0
-        self.skipped_ranges = []
+        self.skipped_ranges, self.skipped_frames, self._pass_decoded = [], 0, 0
         self._pacer = Pacer(fps)
         self._stop.clear()
         log.info("opened video %s: %dx%d, %.3g fps, %d frames", self._path, image.shape[1], image.shape[0],
@@ -133,6 +133,7 @@ class VideoSource:
         if self._pending is not None:
             image, self._pending = self._pending, None
             self._pass_position += 1
+            self._pass_decoded += 1
             return image
         image = self._read_past_damage(cap)
         if image is not None:
@@ -145,7 +146,7 @@ class VideoSource:
             log.warning("video %s could not be rewound; ending", self._path)
             return None
         self._loops += 1
-        self._pass_position = 1
+        self._pass_position, self._pass_decoded = 1, 1
         return image
 
     # Without a frame count, this many unreadable frames in a row are taken as the end.
@@ -165,6 +166,7 @@ class VideoSource:
                 if self._pass_position > first_bad:
                     self._note_skipped(first_bad, self._pass_position - 1)
                 self._pass_position += 1
+                self._pass_decoded += 1
                 return image
             self._pass_position += 1
             gap = self._pass_position - first_bad
@@ -175,16 +177,20 @@ class VideoSource:
         # Container frame counts are often estimated (duration × fps) and off by a frame or
         # two; a shortfall beyond that is a truncated or damaged end.
         if missing > max(2, self._frame_count // 100):
-            log.warning("video %s is truncated or damaged at its end: frames %d-%d of %d unreadable "
-                        "(%d decoded)", self._path, first_bad, self._frame_count - 1, self._frame_count,
-                        first_bad - sum(b - a + 1 for a, b in self.skipped_ranges if b < first_bad))
-            self.skipped_ranges.append((first_bad, self._frame_count - 1))
+            self.skipped_frames += missing
+            if self._loops == 0:
+                log.warning("video %s is truncated or damaged at its end: frames %d-%d of %d unreadable "
+                            "(%d decoded)", self._path, first_bad, self._frame_count - 1, self._frame_count,
+                            self._pass_decoded)
+                self.skipped_ranges.append((first_bad, self._frame_count - 1))
         return None
 
     def _note_skipped(self, first: int, last: int) -> None:
-        self.skipped_ranges.append((first, last))
-        log.warning("video %s: frames %d-%d are damaged and unreadable; skipped %d frames and went on",
-                    self._path, first, last, last - first + 1)
+        self.skipped_frames += last - first + 1
+        if self._loops == 0:  # later loops skip the same stretch: said once
+            self.skipped_ranges.append((first, last))
+            log.warning("video %s: frames %d-%d are damaged and unreadable; skipped %d frames and went on",
+                        self._path, first, last, last - first + 1)
 
     def read(self) -> Frame | None:
         with self._lock:
