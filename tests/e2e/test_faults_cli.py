@@ -34,6 +34,15 @@ def no_traceback(text: str) -> None:
     assert "Traceback" not in text, text[-3000:]
 
 
+def headless_ok(source: Path, out: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """A perception-only headless run that must end well: (the process, its summary)."""
+    proc = run_cli("run", "--headless", "--source", str(source), "--out", str(out), "--stages", "perception",
+                   "--no-progress")
+    no_traceback(proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc, json.loads((out / "summary.json").read_text())
+
+
 def test_sigterm_finishes_every_output(shared_file, tmp_path):
     """SIGTERM (what systemd, Docker and a logout send) mid-run on the street clip, with the
     recorder and the MJPEG server on: rc 143 and every file complete to the last frame."""
@@ -83,11 +92,7 @@ def test_image_folder_of_mixed_sizes_is_one_video(tmp_path):
         cv2.circle(image, (w // 2, h // 2), min(w, h) // 4, (255, 255, 255), -1)
         assert cv2.imwrite(str(folder / f"img{i}.jpg"), image)
     out = tmp_path / "out"
-    proc = run_cli("run", "--headless", "--source", str(folder), "--out", str(out), "--stages", "perception",
-                   "--no-progress")
-    no_traceback(proc.stderr)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads((out / "summary.json").read_text())
+    proc, summary = headless_ok(folder, out)
     assert summary["frames_processed"] == 7 and summary["output_errors"] == {}
     assert count_frames(out / "overlay.mp4") == 7
     rows = strict_json_rows(out / "results.jsonl")
@@ -101,12 +106,8 @@ def test_unreadable_image_is_named_and_skipped(tmp_path):
         cv2.imwrite(str(folder / f"ok{i}.png"), np.full((120, 160, 3), 60 * i, np.uint8))
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg" * 20)
     out = tmp_path / "out"
-    proc = run_cli("run", "--headless", "--source", str(folder), "--out", str(out), "--stages", "perception",
-                   "--no-progress")
-    no_traceback(proc.stderr)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, summary = headless_ok(folder, out)
     assert "broken.jpg" in proc.stderr
-    summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_processed"] == 3
     assert summary["source_info"]["skipped_files"] == ["broken.jpg"]
 
@@ -125,11 +126,7 @@ def test_damaged_middle_of_a_video_is_skipped_not_the_end(shared_file, tmp_path)
     video = _damaged_copy(shared_file("media/talking_head.mp4"), tmp_path / "damaged.mp4", 0.36, 0.66, seed=11)
     decodable = count_frames(video)
     out = tmp_path / "out"
-    proc = run_cli("run", "--headless", "--source", str(video), "--out", str(out), "--stages", "perception",
-                   "--no-progress")
-    no_traceback(proc.stderr)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads((out / "summary.json").read_text())
+    proc, summary = headless_ok(video, out)
     assert summary["frames_processed"] >= decodable > 0
     skipped = summary["source_info"]["skipped_ranges"]
     assert skipped, "the damaged stretch was not reported"
@@ -143,12 +140,8 @@ def test_truncated_video_ends_with_a_warning(shared_file, tmp_path):
     video = tmp_path / "half.mp4"
     video.write_bytes(src[: len(src) // 2])
     out = tmp_path / "out"
-    proc = run_cli("run", "--headless", "--source", str(video), "--out", str(out), "--stages", "perception",
-                   "--no-progress")
-    no_traceback(proc.stderr)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, summary = headless_ok(video, out)
     assert "truncated" in proc.stderr
-    summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_processed"] >= count_frames(video) > 0
 
 
