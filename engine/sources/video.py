@@ -225,13 +225,22 @@ class VideoSource:
 
 
 def count_decodable_frames(path: str | Path) -> int:
-    """How many frames OpenCV decodes from a video, read to the end (a player's view of the
-    file, not its header's frame count; 0 for a file it cannot open)."""
+    """How many frames OpenCV can decode from a video when it reads on past unreadable ones
+    (the frames a player or our source gets, not the header's count; 0 for a file it cannot
+    open). Reading stops a few attempts past the container's frame count, or after 250
+    failures in a row when the count is unknown."""
     cap = cv2.VideoCapture(str(path))
-    count = 0
+    total = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    count = attempts = misses = 0
     try:
-        while cap.read()[0]:
-            count += 1
+        while cap.isOpened():
+            attempts += 1
+            if cap.read()[0]:
+                count, misses = count + 1, 0
+            else:
+                misses += 1
+            if misses and ((total and attempts >= total + 5) or misses >= 250):
+                break
     finally:
         cap.release()
     return count
