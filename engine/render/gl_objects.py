@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from OpenGL import GL
 from engine.paths import shaders_dir
 
 log = logging.getLogger(__name__)
+
+LINK_RETRIES = 4
 
 
 class ShaderError(RuntimeError):
@@ -51,11 +54,14 @@ class ShaderProgram:
         for shader in shaders:
             GL.glAttachShader(self.id, shader)
         GL.glLinkProgram(self.id)
-        if not GL.glGetProgramiv(self.id, GL.GL_LINK_STATUS) and not _text(GL.glGetProgramInfoLog(self.id)).strip():
-            # A real link error always comes with a log. Mesa's llvmpipe under Xvfb has now
-            # and then failed a link with none (seen once in ~20 test runs, while mediapipe's
-            # own EGL contexts were busy on other threads): that is transient, so link again.
-            log.warning("program %s: link failed without a message; linking again", name)
+        for attempt in range(LINK_RETRIES):
+            if GL.glGetProgramiv(self.id, GL.GL_LINK_STATUS) or _text(GL.glGetProgramInfoLog(self.id)).strip():
+                break
+            # A real link error always comes with a log. Mesa's llvmpipe under Xvfb now and
+            # then fails a link with none (in test runs, while mediapipe was starting its own
+            # EGL contexts on other threads): transient, so wait a moment and link again.
+            log.warning("program %s: link failed without a message; linking again (%d)", name, attempt + 1)
+            time.sleep(0.05 * (attempt + 1))
             GL.glLinkProgram(self.id)
         for shader in shaders:
             GL.glDetachShader(self.id, shader)
