@@ -92,7 +92,13 @@ def run_gui(args, settings: AppSettings) -> int:
         heartbeat = QTimer(window)
         heartbeat.timeout.connect(close_on_stop)
         heartbeat.start(200)
-        app.exec()
+        try:
+            app.exec()
+        finally:
+            # The timer's slot refers to this call's window and state: it must not outlive
+            # run_gui (a window kept by the caller would fire it into freed objects).
+            heartbeat.stop()
+            heartbeat.deleteLater()
     if stop.requested:
         return exit_status(stop.signum)
     return status["code"]

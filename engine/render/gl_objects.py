@@ -57,9 +57,9 @@ class ShaderProgram:
         for attempt in range(LINK_RETRIES):
             if GL.glGetProgramiv(self.id, GL.GL_LINK_STATUS) or _text(GL.glGetProgramInfoLog(self.id)).strip():
                 break
-            # A real link error always comes with a log. Mesa's llvmpipe under Xvfb now and
-            # then fails a link with none (in test runs, while mediapipe was starting its own
-            # EGL contexts on other threads): transient, so wait a moment and link again.
+            # A real link error always comes with a log. Fresh-clone test runs under Xvfb
+            # (llvmpipe) have seen a link fail with none; the cause is not pinned down, and
+            # linking again after a moment is harmless where the failure was transient.
             log.warning("program %s: link failed without a message; linking again (%d)", name, attempt + 1)
             time.sleep(0.05 * (attempt + 1))
             GL.glLinkProgram(self.id)
