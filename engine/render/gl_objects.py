@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ from OpenGL import GL
 from engine.paths import shaders_dir
 
 log = logging.getLogger(__name__)
-
-LINK_RETRIES = 4
 
 
 class ShaderError(RuntimeError):
@@ -54,15 +51,6 @@ class ShaderProgram:
         for shader in shaders:
             GL.glAttachShader(self.id, shader)
         GL.glLinkProgram(self.id)
-        for attempt in range(LINK_RETRIES):
-            if GL.glGetProgramiv(self.id, GL.GL_LINK_STATUS) or _text(GL.glGetProgramInfoLog(self.id)).strip():
-                break
-            # A real link error always comes with a log. Fresh-clone test runs under Xvfb
-            # (llvmpipe) have seen a link fail with none; the cause is not pinned down, and
-            # linking again after a moment is harmless where the failure was transient.
-            log.warning("program %s: link failed without a message; linking again (%d)", name, attempt + 1)
-            time.sleep(0.05 * (attempt + 1))
-            GL.glLinkProgram(self.id)
         for shader in shaders:
             GL.glDetachShader(self.id, shader)
             GL.glDeleteShader(shader)
