@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.gui
+pytestmark = pytest.mark.gui  # a display is needed; it runs the app in its own process
 
 if not os.environ.get("DISPLAY"):
     pytest.skip("needs an X display (run the tests under xvfb-run)", allow_module_level=True)
