@@ -7,16 +7,20 @@ so a fast pipeline never queues paints and a slow one costs nothing while idle.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 from PyQt6.QtCore import QPointF, Qt, QTimer
-from PyQt6.QtGui import QColor, QFont, QFontMetrics, QImage, QMouseEvent, QPainter, QSurfaceFormat, QWheelEvent
+from PyQt6 import sip
+from PyQt6.QtGui import (QColor, QFont, QFontMetrics, QImage, QMouseEvent, QOpenGLContext, QPainter,
+                         QSurfaceFormat, QWheelEvent)
 from PyQt6.QtOpenGLWidgets import QOpenGLWidget
 from PyQt6.QtWidgets import QWidget
 
@@ -43,6 +47,22 @@ def surface_format(samples: int | None = None) -> QSurfaceFormat:
     fmt.setDepthBufferSize(24)
     fmt.setSamples((0 if is_software_gl() else 4) if samples is None else samples)
     return fmt
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector during GL work. A collection can free
+    another, unreferenced GL widget (a closed window caught in a reference cycle), and Qt's
+    QOpenGLWidget destructor makes its own context current and then releases it: the GL
+    calls after it would run with no context at all (seen as a shader "quad" that does not
+    link, with an empty log, in test runs)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def is_software_gl() -> bool:
@@ -261,6 +281,10 @@ class Viewport(QOpenGLWidget):
         GL context and an FBO kept for the size; needs the widget to have been shown once."""
         if not self._gl_ready:
             raise RuntimeError("the viewport has no GL context yet (show it first)")
+        with collector_paused():
+            return self._render_offscreen(width, height, view)
+
+    def _render_offscreen(self, width: int, height: int, view: ViewSettings | None) -> np.ndarray:
         self.makeCurrent()
         try:
             if self._offscreen is None or (self._offscreen.width, self._offscreen.height) != (width, height):
@@ -275,8 +299,22 @@ class Viewport(QOpenGLWidget):
 
     # -- GL ------------------------------------------------------------------------------
 
+    @contextmanager
+    def _in_own_context(self) -> Iterator[None]:
+        """Qt made this widget's context current before calling initializeGL/paintGL, but a
+        collection that ran since then may have released it (see `collector_paused`): make it
+        current again, then keep the collector off for the GL work."""
+        with collector_paused():
+            context = self.context()
+            current = QOpenGLContext.currentContext()
+            if context is not None and (current is None or sip.unwrapinstance(current) != sip.unwrapinstance(context)):
+                log.debug("GL context was released before %s drew; made current again", type(self).__name__)
+                context.makeCurrent(context.surface())
+            yield
+
     def initializeGL(self) -> None:  # noqa: N802 (Qt API)
-        self._scene.initialize()
+        with self._in_own_context():
+            self._scene.initialize()
         self._gl_ready = True
         context = self.context()
         if context is not None:
@@ -294,7 +332,8 @@ class Viewport(QOpenGLWidget):
         painter = QPainter(self)
         try:
             painter.beginNativePainting()
-            self._scene.render(frame_result, self._view, width, height)
+            with self._in_own_context():
+                self._scene.render(frame_result, self._view, width, height)
             painter.endNativePainting()
             if self._show_hud and self._hud:
                 self._paint_hud(painter)
@@ -313,15 +352,16 @@ class Viewport(QOpenGLWidget):
     def _release_gl(self) -> None:
         if not self._gl_ready:
             return
-        self.makeCurrent()
-        try:
-            if self._offscreen is not None:
-                self._offscreen.close()
-                self._offscreen = None
-            self._scene.close()
-        finally:
-            self.doneCurrent()
-            self._gl_ready = False
+        with collector_paused():
+            self.makeCurrent()
+            try:
+                if self._offscreen is not None:
+                    self._offscreen.close()
+                    self._offscreen = None
+                self._scene.close()
+            finally:
+                self.doneCurrent()
+                self._gl_ready = False
 
     # -- timing and input ----------------------------------------------------------------
 

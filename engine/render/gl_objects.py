@@ -23,6 +23,8 @@ class ShaderError(RuntimeError):
 
 def _compile(path: Path, kind: int) -> int:
     shader = GL.glCreateShader(kind)
+    if not shader:
+        raise ShaderError(f"{path.name}: no shader could be created (is a GL context current?)")
     GL.glShaderSource(shader, path.read_text())
     GL.glCompileShader(shader)
     if not GL.glGetShaderiv(shader, GL.GL_COMPILE_STATUS):

@@ -67,3 +67,4 @@ def test_gui_command_autostarts_last_source_in_event_mode(qtbot, monkeypatch):
     assert started["spec"] == "synthetic"
     for widget in launch.QApplication.topLevelWidgets():
         widget.close()
+        widget.deleteLater()  # freed by the event loop, not by a later garbage collection

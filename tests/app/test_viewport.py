@@ -144,3 +144,41 @@ def test_placeholder_before_any_frame(qtbot, viewport):
     qtbot.waitUntil(lambda: viewport.paint_count > 0, timeout=5000)
     image = viewport.grab_image()
     assert (image > 150).all(axis=2).sum() > 100, "expected the 'waiting for frames' text"
+
+
+def test_a_collected_window_does_not_break_another_viewports_gl(qtbot, monkeypatch):
+    """A closed viewport caught in a reference cycle is freed by Python's cyclic collector
+    whenever a collection happens to run. Freeing a QOpenGLWidget releases the current GL
+    context, so a collection inside another viewport's GL work must not happen: the new
+    viewport still builds its shaders and draws the frame."""
+    import gc
+
+    old = Viewport(refresh_hz=100)
+    old.show()
+    qtbot.waitExposed(old)
+    old.close()
+    garbage = [old]
+    old.cycle = old  # only the cyclic collector can free it now
+    del old
+    original_initialize = Viewport.initializeGL
+    thresholds = gc.get_threshold()
+
+    def initialize_while_collections_are_due(self):
+        garbage.clear()  # the old viewport is now unreachable, awaiting a collection
+        gc.set_threshold(1)  # a collection on (almost) every allocation
+        try:
+            original_initialize(self)
+        finally:
+            gc.set_threshold(*thresholds)
+
+    monkeypatch.setattr(Viewport, "initializeGL", initialize_while_collections_are_due)
+    widget = Viewport(refresh_hz=100)
+    qtbot.addWidget(widget)
+    widget.setFixedSize(syn.WIDTH, syn.HEIGHT)
+    widget.show()
+    qtbot.waitExposed(widget)
+    gc.collect()
+    fr = landmark_result()
+    widget.set_frame_result(fr)
+    wait_painted(qtbot, widget, 1)
+    assert widget.grab_image().std() > 20
