@@ -1,13 +1,19 @@
-"""The OpenGL viewport: draws the newest FrameResult with engine.render's SceneRenderer in a
-QOpenGLWidget, with mouse orbit/zoom and a HUD painted over it with QPainter.
+"""The OpenGL viewport: draws the newest FrameResult with engine.render's SceneRenderer, with
+mouse orbit/zoom and a HUD painted over it with QPainter.
 
-The widget keeps only the newest result (older or repeated frame indices are dropped and
+`Viewport` is the widget the window lays out; it holds a `ViewportWindow` (a QOpenGLWindow)
+in a window container. The GL window draws straight into its own surface. A QOpenGLWidget
+instead renders into a texture that Qt then composites into the top-level window, which
+on software GL (Mesa llvmpipe) costs as much again: a 1280×720 frame in a 1280×800 view
+took 26-28 ms of CPU per frame as a QOpenGLWidget and 12 ms as a QOpenGLWindow (measured
+2026-12-07, 2 cores, Xvfb), and reached the screen 4-5 ms sooner.
+
+The window keeps only the newest result (older or repeated frame indices are dropped and
 counted) and repaints on its own GUI-thread timer at display rate when something changed,
 so a fast pipeline never queues paints and a slow one costs nothing while idle.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -17,13 +23,15 @@ from dataclasses import replace
 from typing import Any, Iterator, Mapping
 
 import numpy as np
-from PyQt6.QtCore import QPointF, Qt, QTimer
+from OpenGL import GL
 from PyQt6 import sip
-from PyQt6.QtGui import (QColor, QFont, QFontMetrics, QImage, QMouseEvent, QOpenGLContext, QPainter,
-                         QSurfaceFormat, QWheelEvent)
-from PyQt6.QtOpenGLWidgets import QOpenGLWidget
-from PyQt6.QtWidgets import QWidget
+from PyQt6.QtCore import QPointF, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QImage, QMouseEvent, QOpenGLContext, QPainter, QWheelEvent
+from PyQt6.QtOpenGL import QOpenGLWindow
+from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
+from app.viewport_support import (collector_paused, hud_lines, is_stale, qimage_to_bgr, render_hud_image,
+                                  surface_format)
 from engine.render.gl_context import Framebuffer
 from engine.render.scene import SceneRenderer
 from engine.render.status import FrameResultLike
@@ -31,127 +39,27 @@ from engine.render.view import VIEW_MODES, OrbitCamera, ViewSettings
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Viewport", "ViewportWindow", "hud_lines", "is_stale"]
+
 ORBIT_DEG_PER_PX = 0.4
 ZOOM_PER_WHEEL_STEP = 1.1
 FPS_WINDOW = 30  # paints averaged for render_fps
 
 
-def surface_format(samples: int | None = None) -> QSurfaceFormat:
-    """OpenGL 3.3 core with depth: what the shaders in shaders/ need. Multisampling (4x)
-    only on a GPU: software GL (Mesa llvmpipe) pays 3-4x per frame for it, on the GUI
-    thread."""
-    fmt = QSurfaceFormat()
-    fmt.setRenderableType(QSurfaceFormat.RenderableType.OpenGL)
-    fmt.setVersion(3, 3)
-    fmt.setProfile(QSurfaceFormat.OpenGLContextProfile.CoreProfile)
-    fmt.setDepthBufferSize(24)
-    fmt.setSamples((0 if is_software_gl() else 4) if samples is None else samples)
-    return fmt
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold off Python's cyclic garbage collector during GL work. A collection can free
-    another, unreferenced GL widget (a closed window caught in a reference cycle), and Qt's
-    QOpenGLWidget destructor makes its own context current and then releases it: the GL
-    calls after it would run with no context at all (seen as a shader "quad" that does not
-    link, with an empty log, in test runs)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def is_software_gl() -> bool:
-    """True when Qt's default OpenGL context is a software rasteriser (llvmpipe,
-    softpipe, swrast), probed once with a throw-away offscreen context."""
-    from PyQt6.QtGui import QOffscreenSurface, QOpenGLContext
-
-    context = QOpenGLContext()
-    if not context.create():
-        return True
-    surface = QOffscreenSurface()
-    surface.create()
-    try:
-        if not context.makeCurrent(surface):
-            return True
-        from OpenGL import GL
-
-        renderer = GL.glGetString(GL.GL_RENDERER) or b""
-        context.doneCurrent()
-    finally:
-        surface.destroy()
-    name = renderer.decode(errors="replace").lower()
-    return any(word in name for word in ("llvmpipe", "softpipe", "swrast", "software"))
-
-
-def hud_lines(stats: Mapping[str, Any]) -> list[str]:
-    """'label: value' lines for the HUD; floats get one decimal, None shows as '-'."""
-    lines = []
-    for key, value in stats.items():
-        if value is None:
-            text = "-"
-        elif isinstance(value, float):
-            text = f"{value:.1f}"
-        else:
-            text = str(value)
-        lines.append(f"{key}: {text}")
-    return lines
-
-
-def is_stale(new: FrameResultLike, held: FrameResultLike) -> bool:
-    """True when `new` is not newer than `held`: same source, index and capture time not later."""
-    return (new.frame.source_id == held.frame.source_id and new.frame.index <= held.frame.index
-            and new.frame.t_capture <= held.frame.t_capture)
-
-
-def qimage_to_bgr(image: QImage) -> np.ndarray:
-    """(H, W, 3) uint8 BGR copy of a QImage."""
-    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    h, w, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
-    data = np.frombuffer(rgb.constBits().asstring(stride * h), np.uint8).reshape(h, stride)
-    return np.ascontiguousarray(data[:, : w * 3].reshape(h, w, 3)[:, :, ::-1])
-
-
-def render_hud_image(stats: Mapping[str, Any]) -> QImage:
-    """The HUD box (translucent black, light monospace text) as a premultiplied ARGB image."""
-    lines = hud_lines(stats)
-    font = QFont("monospace")
-    font.setStyleHint(QFont.StyleHint.Monospace)
-    font.setPointSizeF(9.0)
-    metrics = QFontMetrics(font)
-    line_h = metrics.height()
-    width = max(metrics.horizontalAdvance(line) for line in lines) + 16
-    image = QImage(width, line_h * len(lines) + 10, QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(QColor(0, 0, 0, 150))
-    painter = QPainter(image)
-    try:
-        painter.setFont(font)
-        painter.setPen(QColor(230, 235, 240))
-        for i, line in enumerate(lines):
-            painter.drawText(8, 5 + metrics.ascent() + i * line_h, line)
-    finally:
-        painter.end()
-    return image
-
-
-class Viewport(QOpenGLWidget):
-    """Shows FrameResults. `set_frame_result()` may be called from any thread (it only
+class ViewportWindow(QOpenGLWindow):
+    """The GL window inside `Viewport`. Shows FrameResults. `set_frame_result()` may be called from any thread (it only
     stores the result; the GUI-thread timer repaints); everything else is GUI-thread only.
 
     Mouse: left-drag orbits the mesh view (or turns the volume view), wheel zooms,
     double-click resets. `grab_image()` returns the clean view (no HUD) as BGR.
     """
 
-    def __init__(self, parent: QWidget | None = None, view: ViewSettings | None = None,
-                 refresh_hz: float | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, view: ViewSettings | None = None, refresh_hz: float | None = None) -> None:
+        super().__init__()
         self.setFormat(surface_format())
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(160, 120)
+        # Keyboard focus stays with the widgets: the main window's shortcuts (F1, R, Ctrl+S)
+        # would not see keys typed into an embedded window.
+        self.setFlag(Qt.WindowType.WindowDoesNotAcceptFocus, True)
         self._view = view or ViewSettings()
         self._scene = SceneRenderer()
         self._lock = threading.Lock()
@@ -231,6 +139,10 @@ class Viewport(QOpenGLWidget):
             return None if self._shown is None else self._shown.frame.index
 
     @property
+    def gl_ready(self) -> bool:
+        return self._gl_ready
+
+    @property
     def paint_count(self) -> int:
         """Paints so far (grabs included)."""
         return self._paint_count
@@ -265,7 +177,7 @@ class Viewport(QOpenGLWidget):
         """(H, W, 3) uint8 BGR of the view at the widget's size in device pixels; without
         the HUD unless `hud`."""
         if not hud:
-            ratio = self.devicePixelRatioF()
+            ratio = self.devicePixelRatio()
             return self.render_image(int(round(self.width() * ratio)), int(round(self.height() * ratio)))
         shown = self._show_hud
         self._show_hud = True
@@ -301,7 +213,7 @@ class Viewport(QOpenGLWidget):
 
     @contextmanager
     def _in_own_context(self) -> Iterator[None]:
-        """Qt made this widget's context current before calling initializeGL/paintGL, but a
+        """Qt made this window's context current before calling initializeGL/paintGL, but a
         collection that ran since then may have released it (see `collector_paused`): make it
         current again, then keep the collector off for the GL work."""
         with collector_paused():
@@ -327,12 +239,14 @@ class Viewport(QOpenGLWidget):
                 self._shown, self._pending = self._pending, None
             frame_result = self._shown
             self._dirty = False
-        ratio = self.devicePixelRatioF()
+        ratio = self.devicePixelRatio()
         width, height = int(round(self.width() * ratio)), int(round(self.height() * ratio))
         painter = QPainter(self)
         try:
             painter.beginNativePainting()
             with self._in_own_context():
+                # render_image() may have left its own framebuffer bound in this context.
+                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.defaultFramebufferObject())
                 self._scene.render(frame_result, self._view, width, height)
             painter.endNativePainting()
             if self._show_hud and self._hud:
@@ -369,7 +283,7 @@ class Viewport(QOpenGLWidget):
         self._dirty = True
 
     def _on_tick(self) -> None:
-        if self._dirty and self.isVisible():
+        if self._dirty and self.isExposed():
             self.update()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
@@ -406,3 +320,90 @@ class Viewport(QOpenGLWidget):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self._timer.stop()
         super().closeEvent(event)
+
+
+class Viewport(QWidget):
+    """The viewport widget: a `ViewportWindow` in a window container, filling the widget.
+    Its methods are the window's (see there); mouse input goes to the window itself."""
+
+    frameSwapped = pyqtSignal()  # a frame reached the screen (the window's frameSwapped)
+
+    def __init__(self, parent: QWidget | None = None, view: ViewSettings | None = None,
+                 refresh_hz: float | None = None) -> None:
+        super().__init__(parent)
+        self.gl_window = ViewportWindow(view=view, refresh_hz=refresh_hz)
+        container = QWidget.createWindowContainer(self.gl_window, self)
+        container.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(container)
+        self.setMinimumSize(160, 120)
+        self.gl_window.frameSwapped.connect(self.frameSwapped)
+
+    @property
+    def view(self) -> ViewSettings:
+        return self.gl_window.view
+
+    @property
+    def frame_result(self) -> FrameResultLike | None:
+        return self.gl_window.frame_result
+
+    @property
+    def displayed_index(self) -> int | None:
+        return self.gl_window.displayed_index
+
+    @property
+    def paint_count(self) -> int:
+        return self.gl_window.paint_count
+
+    @property
+    def dropped_frames(self) -> int:
+        return self.gl_window.dropped_frames
+
+    @property
+    def render_fps(self) -> float:
+        return self.gl_window.render_fps
+
+    @property
+    def paint_ms(self) -> float:
+        return self.gl_window.paint_ms
+
+    @property
+    def gl_ready(self) -> bool:
+        """Whether the GL window has built its renderer (after it was first exposed)."""
+        return self.gl_window.gl_ready
+
+    def set_view(self, view: ViewSettings) -> None:
+        self.gl_window.set_view(view)
+
+    def set_view_mode(self, mode: str) -> None:
+        self.gl_window.set_view_mode(mode)
+
+    def set_mirror(self, mirrored: bool) -> None:
+        self.gl_window.set_mirror(mirrored)
+
+    def reset_orbit(self) -> None:
+        self.gl_window.reset_orbit()
+
+    def set_frame_result(self, frame_result: FrameResultLike) -> None:
+        self.gl_window.set_frame_result(frame_result)
+
+    def clear(self) -> None:
+        self.gl_window.clear()
+
+    def set_hud_stats(self, stats: Mapping[str, Any]) -> None:
+        self.gl_window.set_hud_stats(stats)
+
+    def grab_image(self, hud: bool = False) -> np.ndarray:
+        return self.gl_window.grab_image(hud)
+
+    def render_image(self, width: int, height: int, view: ViewSettings | None = None) -> np.ndarray:
+        return self.gl_window.render_image(width, height, view)
+
+    def grabFramebuffer(self) -> QImage:  # noqa: N802 (the Qt name, as QOpenGLWidget had it)
+        return self.gl_window.grabFramebuffer()
+
+    def update(self) -> None:
+        """Repaint the GL view soon (at once, not at its next refresh tick)."""
+        self.gl_window.update()
+        super().update()

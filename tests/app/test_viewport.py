@@ -17,7 +17,7 @@ from PyQt6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 from PyQt6.QtGui import QMouseEvent, QWheelEvent  # noqa: E402
 
 from app.qt_env import sanitize_qt_environment  # noqa: E402
-from app.viewport import Viewport, hud_lines, is_stale  # noqa: E402
+from app.viewport import Viewport, ViewportWindow, hud_lines, is_stale  # noqa: E402
 from engine.perception.result import PerceptionResult  # noqa: E402
 from engine.render.view import ViewSettings  # noqa: E402
 from tests.engine.render import synthetic as syn  # noqa: E402
@@ -33,6 +33,7 @@ def viewport(qtbot):
     widget.setFixedSize(syn.WIDTH, syn.HEIGHT)
     widget.show()
     qtbot.waitExposed(widget)
+    qtbot.waitUntil(lambda: widget.gl_ready, timeout=5000)  # the GL window is exposed after the widget
     if widget.devicePixelRatioF() != 1.0:
         pytest.skip("pixel checks assume a device pixel ratio of 1 (Xvfb)")
     return widget
@@ -79,19 +80,20 @@ def test_mesh_view_and_mouse_orbit_change_the_image(qtbot, viewport):
 
 
 def drag(widget: Viewport, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Mouse events go to the GL window inside the widget, where the window system sends them."""
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
     for kind, pos, buttons in [(QMouseEvent.Type.MouseButtonPress, start, left),
                                (QMouseEvent.Type.MouseMove, end, left),
                                (QMouseEvent.Type.MouseButtonRelease, end, none)]:
         p = QPointF(*pos)
-        widget.event(QMouseEvent(kind, p, p, left, buttons, Qt.KeyboardModifier.NoModifier))
+        widget.gl_window.event(QMouseEvent(kind, p, p, left, buttons, Qt.KeyboardModifier.NoModifier))
 
 
 def test_wheel_zooms_and_volume_drag_turns_the_volume_view(viewport):
     p = QPointF(100, 100)
     wheel = QWheelEvent(p, p, QPoint(0, 0), QPoint(0, 240), Qt.MouseButton.NoButton,
                         Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
-    viewport.event(wheel)
+    viewport.gl_window.event(wheel)
     assert viewport.view.orbit.distance == pytest.approx(1 / 1.1 ** 2)
     viewport.set_view_mode("volume")
     drag(viewport, (200, 100), (100, 100))
@@ -148,37 +150,48 @@ def test_placeholder_before_any_frame(qtbot, viewport):
 
 def test_a_collected_window_does_not_break_another_viewports_gl(qtbot, monkeypatch):
     """A closed viewport caught in a reference cycle is freed by Python's cyclic collector
-    whenever a collection happens to run. Freeing a QOpenGLWidget releases the current GL
-    context, so a collection inside another viewport's GL work must not happen: the new
-    viewport still builds its shaders and draws the frame."""
+    whenever a collection happens to run. Freeing a GL window (or a QOpenGLWidget) releases
+    the current GL context, so a collection during another viewport's GL work must not
+    leave that work without a context: the new viewport still builds its shaders and
+    draws the frame."""
     import gc
+    import weakref
 
-    old = Viewport(refresh_hz=100)
-    old.show()
-    qtbot.waitExposed(old)
-    old.close()
-    garbage = [old]
-    old.cycle = old  # only the cyclic collector can free it now
-    del old
-    original_initialize = Viewport.initializeGL
     thresholds = gc.get_threshold()
+    freed_during_initialize: list[bool] = []
+    original_initialize = ViewportWindow.initializeGL
 
     def initialize_while_collections_are_due(self):
         garbage.clear()  # the old viewport is now unreachable, awaiting a collection
         gc.set_threshold(1)  # a collection on (almost) every allocation
+        gc.enable()
         try:
             original_initialize(self)
         finally:
             gc.set_threshold(*thresholds)
+            freed_during_initialize.append(old_ref() is None)
 
-    monkeypatch.setattr(Viewport, "initializeGL", initialize_while_collections_are_due)
-    widget = Viewport(refresh_hz=100)
-    qtbot.addWidget(widget)
-    widget.setFixedSize(syn.WIDTH, syn.HEIGHT)
-    widget.show()
-    qtbot.waitExposed(widget)
-    gc.collect()
-    fr = landmark_result()
-    widget.set_frame_result(fr)
+    # No automatic collection until the new viewport's initializeGL: the old viewport stays
+    # in the youngest generation, which the first collection there frees.
+    gc.disable()
+    try:
+        old = Viewport(refresh_hz=100)
+        old.show()
+        qtbot.waitUntil(lambda: old.gl_ready, timeout=5000)
+        old.close()
+        old.cycle = old  # only the cyclic collector can free it now
+        old_ref = weakref.ref(old)
+        garbage = [old]
+        del old
+        monkeypatch.setattr(ViewportWindow, "initializeGL", initialize_while_collections_are_due)
+        widget = Viewport(refresh_hz=100)
+        qtbot.addWidget(widget)
+        widget.setFixedSize(syn.WIDTH, syn.HEIGHT)
+        widget.show()
+        qtbot.waitUntil(lambda: widget.gl_ready, timeout=5000)
+    finally:
+        gc.enable()
+    assert freed_during_initialize == [True], "the old viewport should have been collected meanwhile"
+    widget.set_frame_result(landmark_result())
     wait_painted(qtbot, widget, 1)
     assert widget.grab_image().std() > 20
