@@ -150,3 +150,22 @@ def test_camera_mode_picker_offers_the_cameras_modes(qtbot, window):
     combo.setCurrentIndex(0)
     combo.activated.emit(0)
     assert window.settings.camera_mode == ""
+
+
+def test_shortcuts_work_after_clicking_into_the_viewport(qtbot, window):
+    """The view is a GL window embedded in the widgets: a click into it must not take the
+    keyboard from the main window, whose shortcuts (F1 hides the UI) would then be dead."""
+    from PyQt6.QtCore import QPoint, Qt
+    from PyQt6.QtGui import QGuiApplication
+    from PyQt6.QtTest import QTest
+
+    window.activateWindow()
+    assert QTest.qWaitForWindowActive(window.windowHandle(), 5000)
+    QTest.mouseClick(window.viewport.gl_window, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     QPoint(40, 40))
+    qtbot.wait(100)
+    focus = QGuiApplication.focusWindow()
+    assert focus is not None and focus is not window.viewport.gl_window
+    assert window.controls.isVisible()
+    QTest.keyClick(focus, Qt.Key.Key_F1)
+    qtbot.waitUntil(lambda: not window.controls.isVisible(), timeout=2000)
