@@ -6,6 +6,7 @@ layout(location = 0) in vec3 a_position;
 layout(location = 1) in vec3 a_normal;
 uniform mat4 u_model_view;
 uniform mat4 u_projection;
+uniform float u_depth_shift_ndc;
 out vec3 v_position_view;
 out vec3 v_normal_view;
 
@@ -15,4 +16,6 @@ void main() {
     // The model-view matrix is a rotation plus translation, so it transforms normals as is.
     v_normal_view = mat3(u_model_view) * a_normal;
     gl_Position = u_projection * p;
+    // A constant shift towards the viewer (MeshDrawer: a mesh drawn over another one).
+    gl_Position.z -= u_depth_shift_ndc * gl_Position.w;
 }

@@ -51,6 +51,9 @@ POSE_VISIBILITY_MIN = 0.5
 # lines, each once: polygon-mode triangles draw every shared edge twice and cost software
 # GL (llvmpipe) ~3x the time on the GUI thread (measured with py-spy under `bench app`).
 MAX_OVERLAY_WIRE_EDGES = 12000
+# The face fit is drawn over the body's own head: it wins where it lies within this many
+# metres behind the body's surface (the two fits disagree by millimetres to a centimetre).
+FACE_OVER_BODY_M = 0.01
 
 class SceneRenderer:
     """Draws FrameResults with OpenGL 3.3 core. Call `initialize()` once with the GL context
@@ -167,7 +170,7 @@ class SceneRenderer:
         if view.show_body and body is not None:
             meshes.append(("body", body.vertices, body.faces, BODY_ALBEDO, 0.0))
         if view.show_face and face is not None:
-            meshes.append(("face", face.vertices_camera, face.triangles, FACE_ALBEDO, 2.0))
+            meshes.append(("face", face.vertices_camera, face.triangles, FACE_ALBEDO, FACE_OVER_BODY_M))
         if not meshes:
             wanted = [s for s, on in (("face", view.show_face), ("body", view.show_body)) if on]
             self._placeholder([stage_placeholder(fr, s) or f"{s} hidden" for s in wanted] or ["no mesh selected"], rect)
@@ -180,9 +183,9 @@ class SceneRenderer:
         near = max(1e-3, min(0.5 * distance, distance - 2 * radius))
         projection = mirror_x(view.mirror) @ perspective(self._fovy(fr, view, rect), rect.aspect, near,
                                                          distance + 4 * radius + 1.0)
-        for slot, vertices, faces, albedo, bias in meshes:
+        for slot, vertices, faces, albedo, toward_eye in meshes:
             self.mesh.draw(slot, vertices, faces, model_view, projection, albedo, view.shading,
-                           view.wireframe, depth_bias=bias)
+                           view.wireframe, toward_eye_m=toward_eye)
         # Say why a wanted mesh is missing (e.g. "body stage off" next to a face).
         shown = {slot for slot, *_ in meshes}
         missing = [stage_placeholder(fr, s) for s, on in (("face", view.show_face), ("body", view.show_body))

@@ -22,11 +22,11 @@ class MeshDrawer:
 
     def draw(self, slot: str, vertices: np.ndarray, faces: np.ndarray, model_view: np.ndarray,
              projection: np.ndarray, albedo: tuple[float, float, float], shading: str = "phong",
-             wireframe: bool = False, depth_bias: float = 0.0) -> None:
+             wireframe: bool = False, toward_eye_m: float = 0.0) -> None:
         """vertices: (V, 3) float32 camera space (metres); faces: (F, 3) ints.
         model_view: (4, 4) camera space -> GL view space (see transforms.orbit_view).
-        depth_bias > 0 pulls this mesh towards the viewer where it overlaps another (the face
-        fit drawn on the body's head)."""
+        toward_eye_m > 0 makes this mesh win the depth test against another surface up to
+        that many metres in front of it (the face fit drawn on the body's head)."""
         if len(vertices) == 0 or len(faces) == 0:
             return
         vao = self._slots.get(slot)
@@ -38,12 +38,18 @@ class MeshDrawer:
             self._incidence[slot] = incidence_matrix(faces, len(vertices))
         vao.set_positions(vertices, vertex_normals(vertices, faces, self._incidence[slot]))
         GL.glEnable(GL.GL_DEPTH_TEST)
-        # With a wireframe on top, the fill is pushed back a little so the lines, drawn at
-        # the surface's true depth, win the depth test instead of z-fighting with it.
-        offset = (1.0 if wireframe else 0.0) - depth_bias
-        GL.glEnable(GL.GL_POLYGON_OFFSET_FILL)
-        GL.glPolygonOffset(offset, offset)
+        # The pull towards the eye is one constant depth shift for the whole mesh, never a
+        # slope-scaled polygon offset: that one moves steep triangles (the far side of a fold
+        # at the eyelids, lips or nose) further than the ones in front of them, which then
+        # show through as dotted dark lines along the triangle edges.
+        shift = depth_shift_ndc(vertices, model_view, projection, toward_eye_m)
+        if wireframe:
+            # The fill is pushed back a little so the lines, drawn at the surface's depth,
+            # win the depth test instead of z-fighting with it.
+            GL.glEnable(GL.GL_POLYGON_OFFSET_FILL)
+            GL.glPolygonOffset(1.0, 1.0)
         self._program.use()
+        self._program.set_float("u_depth_shift_ndc", shift)
         self._program.set_mat4("u_model_view", model_view)
         self._program.set_mat4("u_projection", projection)
         self._program.set_vec3("u_albedo", albedo)
@@ -52,22 +58,20 @@ class MeshDrawer:
         GL.glDrawElements(GL.GL_TRIANGLES, vao.index_count, GL.GL_UNSIGNED_INT, None)
         GL.glDisable(GL.GL_POLYGON_OFFSET_FILL)
         if wireframe:
-            self._draw_wireframe(vao, projection @ model_view, depth_bias)
+            self._draw_wireframe(vao, projection @ model_view, shift)
         GL.glBindVertexArray(0)
 
-    def _draw_wireframe(self, vao: VertexArray, mvp: np.ndarray, depth_bias: float) -> None:
-        GL.glEnable(GL.GL_POLYGON_OFFSET_LINE)
-        GL.glPolygonOffset(-depth_bias, -depth_bias)
+    def _draw_wireframe(self, vao: VertexArray, mvp: np.ndarray, shift_ndc: float) -> None:
         GL.glDepthFunc(GL.GL_LEQUAL)
         GL.glPolygonMode(GL.GL_FRONT_AND_BACK, GL.GL_LINE)
         GL.glEnable(GL.GL_BLEND)
         GL.glBlendFunc(GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA)
         self._lines.use()
         self._lines.set_mat4("u_mvp", mvp)
+        self._lines.set_float("u_depth_shift_ndc", shift_ndc)
         self._lines.set_vec4("u_color", (0.05, 0.05, 0.08, 0.55))
         GL.glDrawElements(GL.GL_TRIANGLES, vao.index_count, GL.GL_UNSIGNED_INT, None)
         GL.glPolygonMode(GL.GL_FRONT_AND_BACK, GL.GL_FILL)
-        GL.glDisable(GL.GL_POLYGON_OFFSET_LINE)
         GL.glDisable(GL.GL_BLEND)
         GL.glDepthFunc(GL.GL_LESS)
 
@@ -83,3 +87,20 @@ class MeshDrawer:
         self._incidence.clear()
         self._program.close()
         self._lines.close()
+
+
+def depth_shift_ndc(vertices: np.ndarray, model_view: np.ndarray, projection: np.ndarray,
+                    toward_eye_m: float) -> float:
+    """The NDC depth change of moving the mesh's centre `toward_eye_m` metres nearer the eye,
+    as one constant for all its vertices (so its own triangles keep their depth order)."""
+    if toward_eye_m <= 0.0 or len(vertices) == 0:
+        return 0.0
+    centre = np.asarray(model_view, np.float64) @ np.append(np.asarray(vertices, np.float64).mean(axis=0), 1.0)
+    z = min(float(centre[2]), -1e-6)  # GL view space looks down -z
+
+    def ndc_depth(z_view: float) -> float:
+        clip = np.asarray(projection, np.float64) @ np.array([0.0, 0.0, z_view, 1.0])
+        return float(clip[2] / clip[3])
+
+    nearer = min(z + toward_eye_m, z / 2.0)  # never past the eye
+    return max(ndc_depth(z) - ndc_depth(nearer), 0.0)

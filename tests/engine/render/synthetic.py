@@ -81,6 +81,25 @@ def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIU
                       expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
 
 
+def folded_face_result(gap_m: float = 0.004) -> FaceResult:
+    """A face 'mesh' with a fold: a sheet facing the camera and, `gap_m` behind its centre,
+    a steep sheet (nearly edge-on to the camera) that it hides entirely, as the far side of
+    an eyelid or lip fold is hidden by the near side."""
+    near = np.array([[-0.1, -0.1, 2.0], [0.1, -0.1, 2.0], [0.1, 0.1, 2.0], [-0.1, 0.1, 2.0]], np.float32)
+    # Steep: depth grows 4 m per m of height, through the point gap_m behind the near sheet.
+    ys = np.array([-0.08, 0.08], np.float32)
+    far = np.array([[x, y, 2.0 + gap_m + 4.0 * y] for y in ys for x in (-0.08, 0.08)], np.float32)
+    far[:, 2] = np.maximum(far[:, 2], 2.0 + gap_m)  # the lower half stays behind the sheet too
+    vertices_camera = np.concatenate([near, far])
+    triangles = np.array([[0, 2, 1], [0, 3, 2], [4, 6, 5], [5, 6, 7]], np.int32)
+    xy = CAMERA.project(vertices_camera)
+    vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
+    return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
+                      landmarks_2d=xy[:4].copy(), pose_deg=np.zeros(3, np.float32),
+                      identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
+                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
+
+
 def body_result(size=(0.5, 0.1, 0.1), center=(0.0, 0.0, 2.0), keypoints_2d=None, visible=None) -> BodyResult:
     corners, faces = box(size)
     vertices = (corners + np.asarray(center, np.float32)).astype(np.float32)

@@ -225,3 +225,16 @@ def test_split_view_puts_overlay_left_and_mesh_right(renders):
 def test_steady_frames_allocate_no_gpu_storage(renders):
     before, after = renders["allocations"]
     assert before > 0 and after == before
+
+
+def test_a_fold_hidden_behind_the_face_never_shows_through(renders):
+    """The face mesh is pulled towards the viewer (to win over the body's head) by one
+    constant depth shift: a slope-scaled polygon offset pulled the steep far side of folds
+    (eyelids, lips, nose) through the near side, as dotted dark lines along its edges."""
+    image = renders["mesh_fold"]
+    x0, y0, x1, y1 = bbox(foreground(image))
+    inner = image[y0 + 2:y1 - 2, x0 + 2:x1 - 2].astype(int)
+    assert inner.size, "the near sheet is not drawn"
+    median = np.median(inner.reshape(-1, 3), axis=0)
+    off = np.abs(inner - median).sum(axis=2) > 30
+    assert off.sum() == 0, f"{int(off.sum())} pixels of the hidden sheet show through the near one"
