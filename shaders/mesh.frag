@@ -1,8 +1,11 @@
 #version 330 core
 // u_shading 0: Blinn-Phong with a key light near the viewer and a fill light; 1: a
-// procedural matcap (clay look) indexed by the view-space normal, no texture needed.
+// procedural matcap (clay look) indexed by the view-space normal, no texture needed;
+// 2: the person's own colours per vertex (they already hold the scene's light: only a
+// faint key light is added, so the shape still reads when the view is turned).
 in vec3 v_position_view;
 in vec3 v_normal_view;
+in vec3 v_colour;
 uniform vec3 u_albedo;
 uniform int u_shading;
 out vec4 frag_color;
@@ -32,6 +35,12 @@ void main() {
     vec3 view_dir = normalize(-v_position_view);
     // Back faces (open meshes such as a face mask) are lit as seen from the viewer.
     if (dot(n, view_dir) < 0.0) n = -n;
-    vec3 color = (u_shading == 1) ? matcap(n) : phong(n, view_dir);
+    vec3 color;
+    if (u_shading == 2) {
+        vec3 key = normalize(vec3(-0.35, 0.45, 1.0));
+        color = v_colour * (0.88 + 0.14 * max(dot(n, key), 0.0));
+    } else {
+        color = (u_shading == 1) ? matcap(n) : phong(n, view_dir);
+    }
     frag_color = vec4(clamp(color, 0.0, 1.0), 1.0);
 }

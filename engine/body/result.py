@@ -28,6 +28,8 @@ class BodyResult:
     backend: "anny" (offline default) or "hmr".
     joints_2d: (J, 2) float32 pixels, joints_3d projected, or None.
     keypoints_3d: (K, 3) float32 camera space, metres (the model's mediapipe-order points), or None.
+    vertex_colours: (V, 3) uint8 BGR, the person's colours sampled from the frames
+        (engine.mesh_colours), or None.
     """
 
     vertices: np.ndarray
@@ -44,6 +46,7 @@ class BodyResult:
     backend: str
     joints_2d: np.ndarray | None = None
     keypoints_3d: np.ndarray | None = None
+    vertex_colours: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,7 @@ weights are installed and Anny otherwise, saying once which and why.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +19,7 @@ from engine.body.fit import AnnyFitter, FitOutput, FitSettings, Observation
 from engine.body.result import BodyResult
 from engine.pinhole import PinholeCamera
 from engine.frame import Frame
+from engine.mesh_colours import VertexColourTrack
 from engine.perception.result import PerceptionResult
 from engine.stage_protocol import StageContext
 from engine.settings_schema import BODY_BACKENDS as BACKENDS  # one list for stages, settings and CLI
@@ -71,6 +72,8 @@ class BodyStage:
         self._fitter: AnnyFitter | None = None
         self._export_next: Path | None = None
         self._faces: np.ndarray | None = None
+        # Photos at once; video on the track's helper thread, off this stage's path.
+        self._colours = VertexColourTrack(background=not self.settings.still_images)
         if self.settings.backend in ("auto", "hmr"):
             self._hmr = self._make_hmr()
         if self._hmr is None:
@@ -110,6 +113,12 @@ class BodyStage:
             result = self._hmr.process(frame, perception)
         else:
             result = self._process_anny(frame, perception)
+        if result is not None and len(result.vertices) and len(result.faces):
+            if self.settings.still_images:
+                self._colours.reset()  # another photo, maybe another person
+            pixels = project_vertices(result)
+            result = replace(result, vertex_colours=self._colours.update(frame.image, pixels, result.vertices,
+                                                                         result.faces))
         if result is not None and self._export_next is not None:
             target = self._export_next
             if target.suffix == "":
@@ -140,14 +149,22 @@ class BodyStage:
         return body_result(out, obs.camera, self._faces)
 
     def reset(self) -> None:
+        self._colours.reset()
         if self._fitter is not None:
             self._fitter.reset()
         if self._hmr is not None:
             self._hmr.reset()
 
     def close(self) -> None:
+        self._colours.close()
         if self._hmr is not None and hasattr(self._hmr, "close"):
             self._hmr.close()
+
+
+def project_vertices(result: BodyResult) -> np.ndarray:
+    """(V, 2) pixels of the body's camera-space vertices, with the fit's own camera."""
+    z = np.maximum(result.vertices[:, 2:3], 1e-6)
+    return result.vertices[:, :2] / z * result.camera_focal_px + np.asarray(result.camera_center_px)
 
 
 def implausible_fit(out: FitOutput, obs: Observation) -> str:

@@ -28,6 +28,8 @@ class FaceResult:
     expression_names: E names, in the order of `expression`.
     fit_rmse_px: RMS pixel distance between the model's landmarks and the observed ones.
     backend: "anny" (offline default), "bfm" (offline fit of the installed BFM) or "tddfa".
+    vertex_colours: (V, 3) uint8 BGR, the person's colours sampled from the frames
+        (engine.mesh_colours), or None.
     """
 
     vertices_image: np.ndarray
@@ -40,6 +42,7 @@ class FaceResult:
     expression_names: tuple[str, ...]
     fit_rmse_px: float
     backend: str
+    vertex_colours: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

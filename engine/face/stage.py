@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +25,7 @@ from engine.face.fitter import FaceFitter, SmoothingSettings
 from engine.face.morphable import LinearFaceModel
 from engine.face.result import FaceResult
 from engine.frame import Frame
+from engine.mesh_colours import VertexColourTrack
 from engine.stage_protocol import StageContext
 from engine.settings_schema import FACE_BACKENDS as BACKENDS  # one list for stages, settings and CLI
 
@@ -164,6 +165,8 @@ class FaceStage:
         self._fitter: FaceFitter | None = None
         self._mesh: FaceMesh | None = None
         self._export_next: Path | None = None
+        # Photos at once; video on the track's helper thread, off this stage's path.
+        self._colours = VertexColourTrack(background=not self.settings.still_images)
         backend, paths = ("anny", {}) if model is not None else choose_backend(self.settings.backend)
         if backend == "tddfa":
             self._tddfa = self._make_tddfa(paths)
@@ -220,6 +223,12 @@ class FaceStage:
             result = self._tddfa.process(frame, perception)
         else:
             result = self._process_fit(frame, perception)
+        if result is not None:
+            if self.settings.still_images:
+                self._colours.reset()  # another photo, maybe another person
+            colours = self._colours.update(frame.image, result.vertices_image, result.vertices_camera,
+                                           result.triangles)
+            result = replace(result, vertex_colours=colours)
         if result is not None and self._export_next is not None:
             target = self._export_next
             if target.suffix == "":
@@ -243,11 +252,13 @@ class FaceStage:
             return face_result(self._mesh, smoothed, camera, rmse, self.backend)
 
     def reset(self) -> None:
+        self._colours.reset()
         if self._fitter is not None:
             self._fitter.reset()
         if self._tddfa is not None:
             self._tddfa.reset()
 
     def close(self) -> None:
+        self._colours.close()
         if self._tddfa is not None and hasattr(self._tddfa, "close"):
             self._tddfa.close()

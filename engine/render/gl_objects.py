@@ -191,11 +191,11 @@ class DynamicTexture:
 
 
 class VertexArray:
-    """A VAO with float32 positions at attribute 0, optional normals at attribute 1, and an
-    optional element buffer. Index data is uploaded again only when it changes (meshes keep
+    """A VAO with float32 positions at attribute 0, optional normals at attribute 1, optional
+    RGB colours at attribute 2, and an optional element buffer. Index data is uploaded again only when it changes (meshes keep
     their topology from frame to frame)."""
 
-    def __init__(self, with_normals: bool = False, with_indices: bool = True) -> None:
+    def __init__(self, with_normals: bool = False, with_indices: bool = True, with_colours: bool = False) -> None:
         self.vao = int(GL.glGenVertexArrays(1))
         GL.glBindVertexArray(self.vao)
         self.positions = DynamicBuffer()
@@ -204,6 +204,10 @@ class VertexArray:
         if with_normals:
             self.normals = DynamicBuffer()
             attach_float_attribute(1, self.normals, 3)
+        self.colours: DynamicBuffer | None = None
+        if with_colours:
+            self.colours = DynamicBuffer()
+            attach_float_attribute(2, self.colours, 3)
         self.indices: DynamicBuffer | None = None
         if with_indices:
             # The element buffer binding is VAO state: bind it while this VAO is bound.
@@ -244,6 +248,6 @@ class VertexArray:
 
     def close(self) -> None:
         GL.glDeleteVertexArrays(1, [self.vao])
-        for buffer in (self.positions, self.normals, self.indices):
+        for buffer in (self.positions, self.normals, self.colours, self.indices):
             if buffer is not None:
                 buffer.close()

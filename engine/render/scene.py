@@ -168,9 +168,10 @@ class SceneRenderer:
         face, body = fr.results.get("face"), fr.results.get("body")
         meshes = []
         if view.show_body and body is not None:
-            meshes.append(("body", body.vertices, body.faces, BODY_ALBEDO, 0.0))
+            meshes.append(("body", body.vertices, body.faces, BODY_ALBEDO, 0.0, getattr(body, "vertex_colours", None)))
         if view.show_face and face is not None:
-            meshes.append(("face", face.vertices_camera, face.triangles, FACE_ALBEDO, FACE_OVER_BODY_M))
+            meshes.append(("face", face.vertices_camera, face.triangles, FACE_ALBEDO, FACE_OVER_BODY_M,
+                           getattr(face, "vertex_colours", None)))
         if not meshes:
             wanted = [s for s, on in (("face", view.show_face), ("body", view.show_body)) if on]
             self._placeholder([stage_placeholder(fr, s) or f"{s} hidden" for s in wanted] or ["no mesh selected"], rect)
@@ -183,9 +184,9 @@ class SceneRenderer:
         near = max(1e-3, min(0.5 * distance, distance - 2 * radius))
         projection = mirror_x(view.mirror) @ perspective(self._fovy(fr, view, rect), rect.aspect, near,
                                                          distance + 4 * radius + 1.0)
-        for slot, vertices, faces, albedo, toward_eye in meshes:
+        for slot, vertices, faces, albedo, toward_eye, colours in meshes:
             self.mesh.draw(slot, vertices, faces, model_view, projection, albedo, view.shading,
-                           view.wireframe, toward_eye_m=toward_eye)
+                           view.wireframe, toward_eye_m=toward_eye, colours=colours)
         # Say why a wanted mesh is missing (e.g. "body stage off" next to a face).
         shown = {slot for slot, *_ in meshes}
         missing = [stage_placeholder(fr, s) for s, on in (("face", view.show_face), ("body", view.show_body))

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ViewMode = Literal["overlay", "mesh", "volume", "split"]
-Shading = Literal["phong", "matcap"]
+Shading = Literal["textured", "phong", "matcap"]
+SHADINGS: tuple[str, ...] = ("textured", "phong", "matcap")
 VolumeChannel = Literal["color", "normal"]
 
 VIEW_MODES: tuple[str, ...] = ("overlay", "mesh", "volume", "split")
@@ -55,7 +56,7 @@ class ViewSettings:
 
     mode: ViewMode = "overlay"
     orbit: OrbitCamera = field(default_factory=OrbitCamera)
-    shading: Shading = "phong"
+    shading: Shading = "textured"
     wireframe: bool = False
     show_landmarks: bool = True
     show_face_mesh: bool = True

@@ -8,7 +8,7 @@ from OpenGL import GL
 from engine.render.geometry import incidence_matrix, vertex_normals
 from engine.render.gl_objects import ShaderProgram, VertexArray
 
-_SHADING = {"phong": 0, "matcap": 1}
+_SHADING = {"phong": 0, "matcap": 1, "textured": 2}
 
 
 class MeshDrawer:
@@ -22,21 +22,29 @@ class MeshDrawer:
 
     def draw(self, slot: str, vertices: np.ndarray, faces: np.ndarray, model_view: np.ndarray,
              projection: np.ndarray, albedo: tuple[float, float, float], shading: str = "phong",
-             wireframe: bool = False, toward_eye_m: float = 0.0) -> None:
+             wireframe: bool = False, toward_eye_m: float = 0.0, colours: np.ndarray | None = None) -> None:
         """vertices: (V, 3) float32 camera space (metres); faces: (F, 3) ints.
         model_view: (4, 4) camera space -> GL view space (see transforms.orbit_view).
         toward_eye_m > 0 makes this mesh win the depth test against another surface up to
-        that many metres in front of it (the face fit drawn on the body's head)."""
+        that many metres in front of it (the face fit drawn on the body's head).
+        colours: (V, 3) uint8 BGR per vertex, drawn by shading "textured" (a mesh without
+        colours is drawn "phong" then)."""
         if len(vertices) == 0 or len(faces) == 0:
             return
         vao = self._slots.get(slot)
         if vao is None:
-            vao = self._slots[slot] = VertexArray(with_normals=True, with_indices=True)
+            vao = self._slots[slot] = VertexArray(with_normals=True, with_indices=True, with_colours=True)
         faces = np.asarray(faces)
         incidence = self._incidence.get(slot)
         if vao.set_indices(faces) or incidence is None or incidence.shape[0] != len(vertices):
             self._incidence[slot] = incidence_matrix(faces, len(vertices))
         vao.set_positions(vertices, vertex_normals(vertices, faces, self._incidence[slot]))
+        textured = shading == "textured" and colours is not None and len(colours) == len(vertices)
+        if textured:
+            assert vao.colours is not None
+            vao.colours.upload(np.asarray(colours, np.float32)[:, ::-1] * np.float32(1 / 255))  # BGR -> RGB
+        elif shading == "textured":
+            shading = "phong"
         GL.glEnable(GL.GL_DEPTH_TEST)
         # The pull towards the eye is one constant depth shift for the whole mesh, never a
         # slope-scaled polygon offset: that one moves steep triangles (the far side of a fold
@@ -55,6 +63,8 @@ class MeshDrawer:
         self._program.set_vec3("u_albedo", albedo)
         self._program.set_int("u_shading", _SHADING.get(shading, 0))
         vao.bind()
+        # Without colours this frame the attribute is off: never read a stale or empty buffer.
+        (GL.glEnableVertexAttribArray if textured else GL.glDisableVertexAttribArray)(2)
         GL.glDrawElements(GL.GL_TRIANGLES, vao.index_count, GL.GL_UNSIGNED_INT, None)
         GL.glDisable(GL.GL_POLYGON_OFFSET_FILL)
         if wireframe:
