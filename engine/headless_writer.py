@@ -229,12 +229,14 @@ def export_frame_meshes(fr: FrameResult, out_dir: Path) -> None:
         export_mesh(body, out_dir / body_name(fr.frame.index, body.backend, ".ply"))
 
 
-def result_meshes(fr: FrameResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Face and body meshes of a frame for the recorder: name -> (vertices, faces)."""
+def result_meshes(fr: FrameResult) -> dict[str, tuple[np.ndarray, ...]]:
+    """Face and body meshes of a frame for the recorder: name -> (vertices, faces[, colours])."""
     meshes = {}
-    face, body = fr.get("face"), fr.get("body")
-    if face is not None:
-        meshes["face"] = (face.vertices_camera, face.triangles)
-    if body is not None:
-        meshes["body"] = (body.vertices, body.faces)
+    for name, vertices, faces, result in (("face", "vertices_camera", "triangles", fr.get("face")),
+                                          ("body", "vertices", "faces", fr.get("body"))):
+        if result is None:
+            continue
+        mesh = (getattr(result, vertices), getattr(result, faces))
+        colours = getattr(result, "vertex_colours", None)
+        meshes[name] = mesh + (colours,) if colours is not None else mesh
     return meshes

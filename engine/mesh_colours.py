@@ -141,3 +141,11 @@ def sample_bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     maps = np.ascontiguousarray(points, np.float32).reshape(1, -1, 2)
     out = cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(-1, 3).astype(np.float32)
+
+
+def rgba(colours_bgr: np.ndarray | None, count: int) -> np.ndarray | None:
+    """(V, 4) uint8 RGBA for trimesh from (V, 3) BGR vertex colours (None when there are none)."""
+    if colours_bgr is None or len(colours_bgr) != count:
+        return None
+    colours = np.asarray(colours_bgr, np.uint8)[:, ::-1]
+    return np.concatenate([colours, np.full((count, 1), 255, np.uint8)], axis=1)

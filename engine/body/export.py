@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.body.result import BodyResult
+from engine.mesh_colours import rgba
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ def export_mesh(result: BodyResult, path: str | Path, viewer_axes: bool = True) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     vertices = result.vertices @ _CAMERA_TO_VIEWER.T if viewer_axes else result.vertices
-    mesh = trimesh.Trimesh(vertices=vertices, faces=result.faces, process=False)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=result.faces, process=False,
+                           vertex_colors=rgba(getattr(result, "vertex_colours", None), len(vertices)))
     try:
         mesh.export(path)
     except (ValueError, KeyError) as exc:  # trimesh raises these for unknown formats

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.face.result import FaceResult
+from engine.mesh_colours import rgba
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def export_face_mesh(result: FaceResult, path: str | Path, viewer_axes: bool = T
         raise ValueError(f"cannot export a face mesh as {path.suffix!r}: use one of {FORMATS}")
     path.parent.mkdir(parents=True, exist_ok=True)
     vertices = result.vertices_camera @ _CAMERA_TO_VIEWER.T if viewer_axes else result.vertices_camera
-    mesh = trimesh.Trimesh(vertices=vertices, faces=result.triangles, process=False)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=result.triangles, process=False,
+                           vertex_colors=rgba(result.vertex_colours, len(vertices)))
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     mesh.export(tmp)
     tmp.replace(path)

@@ -43,7 +43,7 @@ VIDEO_DIR = "video"
 MESH_DIR = "meshes"
 
 # A mesh given to the recorder: (vertices (V, 3) float, faces (F, 3) int).
-Mesh = tuple[np.ndarray, np.ndarray]
+Mesh = tuple[np.ndarray, ...]  # (vertices, faces) or (vertices, faces, colours BGR)
 
 
 def segment_name(segment: int, partial: bool = False) -> str:
@@ -184,9 +184,10 @@ class Recorder(ThreadedOutput):
         if not meshes or every <= 0 or self.frames_recorded % every:
             return {}
         written = {}
-        for name, (vertices, faces) in meshes.items():
+        for name, mesh in meshes.items():
             rel = f"{MESH_DIR}/{mesh_name(name, item.frame_index)}"
-            atomic_write_bytes(self.directory / rel, ply_bytes(vertices, faces))
+            colours = mesh[2] if len(mesh) > 2 else None
+            atomic_write_bytes(self.directory / rel, ply_bytes(mesh[0], mesh[1], colours))
             self._segment_meshes.append(self.directory / rel)
             written[name] = rel
         return written

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping
 import cv2
 import numpy as np
 
-from engine.outputs.ply import read_ply
+from engine.outputs.ply import read_ply, read_ply_with_colours
 from engine.outputs.recorder import FRAMES_FILE, META_FILE, VIDEO_DIR
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,10 @@ class Recording:
     def mesh(self, frame: RecordedFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(vertices (V, 3) float32, faces (F, 3) int32) of mesh `name` at `frame`."""
         return read_ply(frame.meshes[name])
+
+    def mesh_colours(self, frame: RecordedFrame, name: str) -> np.ndarray | None:
+        """(V, 3) uint8 BGR vertex colours of mesh `name` at `frame` (None if it has none)."""
+        return read_ply_with_colours(frame.meshes[name])[2]
 
 
 def _segment_frame_counts(video_dir: Path) -> dict[int, tuple[Path, int]]:

@@ -55,6 +55,7 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
         "face_wire": (syn.frame_result(flat, {"face": face}), ViewSettings(), size),
         "skeleton": (syn.frame_result(flat, {"body": skeleton_body()}), ViewSettings(), size),
         "mesh_sphere": (syn.frame_result(gradient, {"face": face}), mesh, size),
+        "mesh_sphere_textured": (syn.frame_result(gradient, {"face": syn.face_result(coloured=True)}), mesh, size),
         "mesh_fold": (syn.frame_result(gradient, {"face": syn.folded_face_result()}), mesh, size),
         "mesh_sphere_wire": (syn.frame_result(gradient, {"face": face}), replace(mesh, wireframe=True), size),
         "mesh_sphere_matcap": (syn.frame_result(gradient, {"face": face}), replace(mesh, shading="matcap"), size),

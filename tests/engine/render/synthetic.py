@@ -70,15 +70,21 @@ def box(size: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     return corners, faces
 
 
-def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIUS) -> FaceResult:
+def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIUS,
+                coloured: bool = False) -> FaceResult:
+    """A sphere 'face'; coloured: vertex colours red on the upper half, blue on the lower (BGR)."""
     unit, triangles = icosphere(3)
     vertices_camera = (unit * radius + center).astype(np.float32)
+    colours = None
+    if coloured:
+        colours = np.where((unit[:, 1] < 0)[:, None], np.array([30, 30, 220], np.uint8),
+                           np.array([220, 30, 30], np.uint8)).astype(np.uint8)
     xy = CAMERA.project(vertices_camera)
     vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
     return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
                       landmarks_2d=xy[:68].copy(), pose_deg=np.zeros(3, np.float32),
                       identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
-                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
+                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny", vertex_colours=colours)
 
 
 def folded_face_result(gap_m: float = 0.004) -> FaceResult:

@@ -238,3 +238,17 @@ def test_a_fold_hidden_behind_the_face_never_shows_through(renders):
     median = np.median(inner.reshape(-1, 3), axis=0)
     off = np.abs(inner - median).sum(axis=2) > 30
     assert off.sum() == 0, f"{int(off.sum())} pixels of the hidden sheet show through the near one"
+
+
+def test_textured_shading_shows_the_vertex_colours_and_plain_meshes_stay_lit(renders):
+    """The default mesh shading draws a result's vertex colours (camera y down: the upper
+    half of the sphere is red, the lower blue); a mesh without colours is drawn lit."""
+    image = renders["mesh_sphere_textured"].astype(int)
+    mask = foreground(renders["mesh_sphere_textured"])
+    x0, y0, x1, y1 = bbox(mask)
+    top = image[y0 + 3:(y0 + y1) // 2 - 3][mask[y0 + 3:(y0 + y1) // 2 - 3]]
+    bottom = image[(y0 + y1) // 2 + 3:y1 - 3][mask[(y0 + y1) // 2 + 3:y1 - 3]]
+    assert (top[:, 2] > top[:, 0] + 100).mean() > 0.95, "upper half should be red"
+    assert (bottom[:, 0] > bottom[:, 2] + 100).mean() > 0.95, "lower half should be blue"
+    plain = renders["mesh_sphere"].astype(int)[foreground(renders["mesh_sphere"])]
+    assert np.abs(plain[:, 2] - plain[:, 0]).mean() < 100, "no colours: the lit albedo, not red/blue"
