@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui = sub.add_parser("gui", help="the desktop app (default)")
     add_source_args(gui)
     gui.add_argument("--view", choices=["overlay", "mesh", "volume", "split"], default=None)
+    gui.add_argument("--shading", type=cli_type("shading"), default=None,
+                     help="mesh view: textured (the person's colours), phong or matcap")
     gui.add_argument("--frames", type=_positive_int, default=None, help="process N frames, then exit")
     gui.add_argument("--screenshot", type=Path, default=None, help="save a grab of the window at exit")
     gui.add_argument("--event-mode", action="store_true", help="fullscreen, autostart, UI hidden (F1)")

@@ -37,6 +37,8 @@ def run_gui(args, settings: AppSettings) -> int:
     app.setApplicationName("holocap")
     if getattr(args, "view", None):
         settings.view = args.view
+    if getattr(args, "shading", None):
+        settings.shading = args.shading
     if getattr(args, "volume_quality", None):
         settings.volume_quality = args.volume_quality
     if getattr(args, "target_fps", None):

@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow,
 from app.controls import ControlsDock
 from app.log_bridge import LogBridge
 from app.session import CaptureSession
+from engine.render.view import SHADINGS
 from engine.settings import AppSettings, save_settings
 from engine.stage_factory import StageOptions
 
@@ -67,6 +68,8 @@ class MainWindow(QMainWindow):
         settings.events.volume_quality.connect(self.session.set_volume_quality)
         self.viewport.set_mirror(settings.mirror)
         settings.events.mirror.connect(self.viewport.set_mirror)
+        self.viewport.set_shading(settings.shading)
+        settings.events.shading.connect(self.viewport.set_shading)
 
         # Pull the newest result when the pipeline says there is one (and on a slow timer
         # as a safety net); stale ones are skipped by frame index, never queued.
@@ -107,6 +110,13 @@ class MainWindow(QMainWindow):
         self.settings.events.view.connect(self._sync_view_combo)
         bar.addWidget(QLabel(" View: "))
         bar.addWidget(self.view_combo)
+        self.shading_combo = QComboBox(self)
+        self.shading_combo.addItems(list(SHADINGS))
+        self.shading_combo.setToolTip("Mesh view: the person's colours (textured), lit (phong) or clay (matcap)")
+        self.shading_combo.setCurrentText(self.settings.shading)
+        self.shading_combo.currentTextChanged.connect(lambda v: setattr(self.settings, "shading", v))
+        self.settings.events.shading.connect(self._sync_shading_combo)
+        bar.addWidget(self.shading_combo)
         shot = QAction("Screenshot", self)
         shot.setShortcut(QKeySequence("Ctrl+S"))
         shot.triggered.connect(self._screenshot_dialog)
@@ -125,6 +135,11 @@ class MainWindow(QMainWindow):
         self.addAction(toggle_ui)
         self._ui_hidden = False
         self.toolbar = bar
+
+    def _sync_shading_combo(self, shading: str) -> None:
+        self.shading_combo.blockSignals(True)  # no loop back into the settings model
+        self.shading_combo.setCurrentText(shading)
+        self.shading_combo.blockSignals(False)
 
     def _sync_view_combo(self, view: str) -> None:
         self.view_combo.blockSignals(True)  # no loop back into the settings model

@@ -35,7 +35,7 @@ from app.viewport_support import (collector_paused, hud_lines, is_stale, qimage_
 from engine.render.gl_context import Framebuffer
 from engine.render.scene import SceneRenderer
 from engine.render.status import FrameResultLike
-from engine.render.view import VIEW_MODES, OrbitCamera, ViewSettings
+from engine.render.view import SHADINGS, VIEW_MODES, OrbitCamera, ViewSettings
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,12 @@ class ViewportWindow(QOpenGLWindow):
     def set_mirror(self, mirrored: bool) -> None:
         """Show the views left-right mirrored (selfie view)."""
         self.set_view(replace(self._view, mirror=bool(mirrored)))
+
+    def set_shading(self, shading: str) -> None:
+        """The mesh view's shading: "textured" (the person's colours), "phong" or "matcap"."""
+        if shading not in SHADINGS:
+            raise ValueError(f"unknown shading {shading!r}; expected one of {SHADINGS}")
+        self.set_view(replace(self._view, shading=shading))
 
     def reset_orbit(self) -> None:
         self.set_view(replace(self._view, orbit=OrbitCamera(), volume_yaw_deg=0.0))
@@ -381,6 +387,9 @@ class Viewport(QWidget):
 
     def set_mirror(self, mirrored: bool) -> None:
         self.gl_window.set_mirror(mirrored)
+
+    def set_shading(self, shading: str) -> None:
+        self.gl_window.set_shading(shading)
 
     def reset_orbit(self) -> None:
         self.gl_window.reset_orbit()

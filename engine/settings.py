@@ -34,6 +34,7 @@ class AppSettings:
     stages: dict[str, bool] = field(default_factory=lambda: {
         "perception": True, "face": True, "body": True, "volume": False})
     view: str = "overlay"  # overlay | mesh | volume | split
+    shading: str = "textured"  # mesh view: textured (the person's colours) | phong | matcap
     device: str = "auto"  # auto | cpu | cuda
     face_backend: str = "auto"  # auto | anny | bfm | tddfa
     body_backend: str = "auto"  # auto | anny | hmr

@@ -18,6 +18,7 @@ BODY_BACKENDS = ("auto", "anny", "hmr")
 VOLUME_BACKENDS = ("auto", "field", "pifu")
 DEVICES = ("auto", "cpu", "cuda")
 VIEWS = ("overlay", "mesh", "volume", "split")
+SHADINGS = ("textured", "phong", "matcap")  # the mesh view: the person's colours, lit, clay
 QUALITY_CHOICES = ("auto", "low", "medium", "high")
 
 _CAMERA_MODE = re.compile(r"^\d{2,5}x\d{2,5}(@\d+(\.\d+)?)?$")
@@ -76,6 +77,7 @@ RULES: dict[str, Rule] = {
     "body_backend": Rule("choice", BODY_BACKENDS),
     "volume_backend": Rule("choice", VOLUME_BACKENDS),
     "view": Rule("choice", VIEWS),
+    "shading": Rule("choice", SHADINGS),
     "volume_quality": Rule("choice", QUALITY_CHOICES),
     "hfov_deg": Rule("number", lo=1.0, hi=179.0),
     "volume_yaw_deg": Rule("number", lo=-180.0, hi=180.0),

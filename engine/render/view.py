@@ -4,9 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from engine.settings_schema import SHADINGS  # one list for the view, the settings and the CLI
+
+__all__ = ["SHADINGS", "VIEW_MODES", "OrbitCamera", "Shading", "ViewMode", "ViewSettings", "VolumeChannel"]
+
 ViewMode = Literal["overlay", "mesh", "volume", "split"]
 Shading = Literal["textured", "phong", "matcap"]
-SHADINGS: tuple[str, ...] = ("textured", "phong", "matcap")
 VolumeChannel = Literal["color", "normal"]
 
 VIEW_MODES: tuple[str, ...] = ("overlay", "mesh", "volume", "split")

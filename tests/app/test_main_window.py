@@ -169,3 +169,13 @@ def test_shortcuts_work_after_clicking_into_the_viewport(qtbot, window):
     assert window.controls.isVisible()
     QTest.keyClick(focus, Qt.Key.Key_F1)
     qtbot.waitUntil(lambda: not window.controls.isVisible(), timeout=2000)
+
+
+def test_shading_control_switches_the_mesh_view_and_persists(qtbot, window):
+    """The mesh view's shading (textured by default) is chosen in the toolbar and saved."""
+    assert window.shading_combo.currentText() == "textured"
+    assert window.viewport.view.shading == "textured"
+    window.shading_combo.setCurrentText("matcap")
+    assert window.settings.shading == "matcap" and window.viewport.view.shading == "matcap"
+    window.settings.shading = "phong"  # a change from elsewhere (settings, CLI) shows in the control
+    assert window.shading_combo.currentText() == "phong" and window.viewport.view.shading == "phong"
