@@ -28,7 +28,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 log = logging.getLogger("holocap")
 
 COMMANDS = ("gui", "run", "cameras", "weights", "bench")
-BENCHMARKS = ("sources", "perception", "face", "tddfa", "body", "volume", "volume_field", "outputs", "render", "hmr", "app", "soak")
+BENCHMARKS = ("sources", "perception", "face", "tddfa", "body", "volume", "volume_field", "outputs", "render", "hmr", "app",
+              "quality", "soak")
 
 
 class UserError(Exception):
@@ -114,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--fps", type=_positive_fps, default=None, help="app: pace the source at this rate (30)")
     bench.add_argument("--seconds", type=_positive_seconds, default=None,
                        help="app: seconds measured per configuration (20); soak: length of the run (1800)")
-    bench.add_argument("--json", type=Path, default=None, help="app: also write the rows as JSON to FILE")
+    bench.add_argument("--json", type=Path, default=None, help="app, quality: also write the rows as JSON to FILE")
+    bench.add_argument("--face-clip", type=Path, default=None, help="quality: the face clip (default: talking head)")
+    bench.add_argument("--body-clip", type=Path, default=None, help="quality: the body clip (default: street clip)")
     return parser
 
 
@@ -275,7 +278,8 @@ def cmd_bench(args, settings) -> int:
     # `all` leaves out the half-hour soak; ask for it by name.
     names = tuple(b for b in BENCHMARKS if b != "soak") if args.name == "all" else (args.name,)
     options = BenchOptions(repeats=5 if args.quick else args.repeats, device=settings.device, quick=args.quick,
-                           source=args.source, fps=args.fps, seconds=args.seconds, json=args.json)
+                           source=args.source, fps=args.fps, seconds=args.seconds, json=args.json,
+                           face_clip=args.face_clip, body_clip=args.body_clip)
     for name in names:
         # The app benchmark drives the Qt window, so it lives in app/ (engine never imports Qt).
         module = importlib.import_module("app.bench" if name == "app" else f"engine.bench.{name}")

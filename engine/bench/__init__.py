@@ -31,6 +31,8 @@ class BenchOptions:
     fps: float | None = None  # pace the source at this rate (bench app)
     seconds: float | None = None  # measuring span per configuration (bench app)
     json: Path | None = None  # also write the rows as JSON here (benchmarks that support it)
+    face_clip: Path | None = None  # bench quality: the face clip (default: the talking head)
+    body_clip: Path | None = None  # bench quality: the body clip (default: the street clip)
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:
