@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.bench import BenchOptions, machine_line, peak_rss_mb
+from engine.bench import BenchOptions, peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +177,11 @@ def run(options: BenchOptions) -> str:
         options.json.write_text(json.dumps(summary, indent=2))
     fmt = (lambda v, d=2: "-" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v)))
     lines = [
-        "## quality", "", f"_{machine_line()}_", "",
         "Textured meshes re-rendered from the input camera against the frame (PSNR, dB, peak 255;"
-        " face: inside mediapipe's face oval; body: inside the person mask), and crack pixels"
-        f" (background inside the silhouette of a {RENDER_SIZE[0]}×{RENDER_SIZE[1]} shaded render over magenta,"
-        f" first {CRACK_FRAMES} frames with the mesh).", "",
+        " face: inside mediapipe's face oval; body: inside the parts of the person mask the fitted"
+        " person covers; also only where the mesh covers), and crack pixels (background inside the"
+        f" silhouette of a {RENDER_SIZE[0]}×{RENDER_SIZE[1]} shaded render over magenta, in gaps under"
+        f" 3 px wide; first {CRACK_FRAMES} frames with the mesh).", "",
         "| mesh | clip | frames | measured | PSNR median | PSNR 10th pct | PSNR where the mesh covers | cracks median | cracks max |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -189,5 +190,6 @@ def run(options: BenchOptions) -> str:
                      f"{fmt(row['psnr_db_p10'])} | {fmt(row['covered_psnr_db'])} | {fmt(row['cracks'])} | "
                      f"{fmt(row['cracks_max'])} |")
     lines += ["", "Volume at the input view (IoU, PSNR, outline step): not measured by this version.", "",
-              f"Took {time.monotonic() - t0:.0f} s; peak RSS {peak_rss_mb():.0f} MB."]
+              f"Took {time.monotonic() - t0:.0f} s; peak RSS {peak_rss_mb():.0f} MB; load average at the end: "
+              + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + "."]
     return "\n".join(lines)
