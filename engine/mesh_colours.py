@@ -63,10 +63,13 @@ class VertexColourTrack:
             self._generation = getattr(self, "_generation", 0) + 1  # a running job's result is dropped
 
     def update(self, image: np.ndarray, pixels: np.ndarray, vertices_camera: np.ndarray,
-               triangles: np.ndarray) -> np.ndarray:
+               triangles: np.ndarray, person_mask: np.ndarray | None = None) -> np.ndarray:
         """image: (H, W, 3) uint8 BGR. pixels: (V, 2) where the vertices project in `image`.
-        vertices_camera: (V, 3) metres (x right, y down, z forward). Returns (V, 3) uint8
-        BGR colours: after this frame, or (background) as far as the helper has got."""
+        vertices_camera: (V, 3) metres (x right, y down, z forward). person_mask: (H, W) in
+        [0, 1] (the segmentation), when known: vertices that project off the person (a fit
+        a few pixels off at the silhouette) are not painted with the background behind.
+        Returns (V, 3) uint8 BGR colours: after this frame, or (background) as far as the
+        helper has got."""
         v = np.array(vertices_camera, np.float32)
         uv = np.array(np.asarray(pixels)[:, :2], np.float32)
         with self._lock:
@@ -75,12 +78,12 @@ class VertexColourTrack:
                 self._seen = np.zeros(len(v), np.float32)
             generation = self._generation
         if self._executor is None:
-            self._sample(image, uv, v, triangles, generation)
+            self._sample(image, uv, v, triangles, generation, person_mask)
         elif (self._job is None or self._job.done()) and time.monotonic() - self._last_submit >= SAMPLE_INTERVAL_S:
             if self._job is not None and self._job.exception() is not None:
                 log.warning("mesh colour sampling failed: %s", self._job.exception())
             self._last_submit = time.monotonic()
-            self._job = self._executor.submit(self._sample, image, uv, v, triangles, generation)
+            self._job = self._executor.submit(self._sample, image, uv, v, triangles, generation, person_mask)
         with self._lock:
             out = self._colours.copy()
             never = self._seen == 0
@@ -93,11 +96,13 @@ class VertexColourTrack:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _sample(self, image: np.ndarray, uv: np.ndarray, v: np.ndarray, triangles: np.ndarray,
-                generation: int) -> None:
+                generation: int, person_mask: np.ndarray | None = None) -> None:
         if self._topology is None or not (triangles is self._topology or np.array_equal(triangles, self._topology)):
             self._topology, self._incidence = triangles, incidence_matrix(np.asarray(triangles), len(v))
         normals = vertex_normals(v, triangles, self._incidence)
         visible = visible_vertices(uv, v, triangles, image.shape[:2], normals)
+        if person_mask is not None and person_mask.shape[:2] == image.shape[:2]:
+            visible &= on_person(person_mask, uv)
         if not visible.any():
             return
         sample = sample_bilinear(image, uv[visible])
@@ -134,6 +139,17 @@ def visible_vertices(uv: np.ndarray, vertices_camera: np.ndarray, triangles: np.
     rays = vertices_camera / np.maximum(np.linalg.norm(vertices_camera, axis=1, keepdims=True), 1e-9)
     facing = np.abs((normals * rays).sum(axis=1)) >= MIN_FACING
     return inside & in_front & facing
+
+
+def on_person(person_mask: np.ndarray, uv: np.ndarray, margin_px: int = 2) -> np.ndarray:
+    """(V,) bool: the points lie on the person, at least `margin_px` inside the mask's edge
+    (a bilinear sample at the edge would mix in the background)."""
+    inside = (np.asarray(person_mask) > 0.5).astype(np.uint8)
+    if margin_px > 0:
+        inside = cv2.erode(inside, np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8))
+    h, w = inside.shape
+    px = np.clip(np.round(uv).astype(np.int64), 0, [w - 1, h - 1])
+    return inside[px[:, 1], px[:, 0]].astype(bool)
 
 
 def sample_bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:

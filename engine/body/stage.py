@@ -117,8 +117,9 @@ class BodyStage:
             if self.settings.still_images:
                 self._colours.reset()  # another photo, maybe another person
             pixels = project_vertices(result)
+            mask = getattr(perception, "segmentation", None)
             result = replace(result, vertex_colours=self._colours.update(frame.image, pixels, result.vertices,
-                                                                         result.faces))
+                                                                         result.faces, mask))
         if result is not None and self._export_next is not None:
             target = self._export_next
             if target.suffix == "":

@@ -227,7 +227,7 @@ class FaceStage:
             if self.settings.still_images:
                 self._colours.reset()  # another photo, maybe another person
             colours = self._colours.update(frame.image, result.vertices_image, result.vertices_camera,
-                                           result.triangles)
+                                           result.triangles, getattr(perception, "segmentation", None))
             result = replace(result, vertex_colours=colours)
         if result is not None and self._export_next is not None:
             target = self._export_next

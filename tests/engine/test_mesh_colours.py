@@ -96,3 +96,21 @@ def test_on_video_the_helper_thread_samples_and_the_stage_gets_the_newest_colour
         assert np.abs(later.astype(int) - expected).max() <= 3
     finally:
         track.close()
+
+
+def test_vertices_off_the_person_mask_are_not_painted_with_the_background():
+    """A fit a few pixels off at the silhouette projects edge vertices onto the background:
+    with the person mask they keep the fill instead of taking the background's colour."""
+    vertices, triangles = grid_plane(1.0, 0.1)
+    uv = project(vertices)
+    mask = np.zeros((H, W), np.float32)
+    mask[:, : int(CX)] = 1.0  # the person covers the left half of the image only
+    image = gradient()
+    colours = VertexColourTrack(background=False).update(image, uv, vertices, triangles, mask)
+    left = uv[:, 0] < CX - 4
+    right = uv[:, 0] > CX + 1
+    px = np.round(uv).astype(int)
+    expected = image[px[:, 1], px[:, 0]].astype(int)
+    assert np.abs(colours[left].astype(int) - expected[left]).max() <= 3
+    fill = colours[right].astype(int)
+    assert np.abs(fill - fill[0]).max() == 0, "off the person: one fill, not the background's pixels"
