@@ -39,6 +39,9 @@ DEPTH_GRID_PX = 320
 #: On video, colours are sampled at most this often (seconds): they change slowly, and
 #: sampling every frame costs the pipeline a tenth of its frame rate on 2 cores (measured).
 SAMPLE_INTERVAL_S = 0.125
+#: Never-seen vertices take the colour of seen ones up to this many edges away (the thin
+#: unseen band along a silhouette continues the colours beside it); the rest, the mean.
+FILL_RINGS = 12
 
 
 
@@ -60,6 +63,8 @@ class VertexColourTrack:
             self._seen: np.ndarray | None = None  # (V,) how many frames saw each vertex (capped)
             self._topology: np.ndarray | None = None  # the triangles `_incidence` was built for
             self._incidence = None
+            self._adjacency = None  # (V, V) sparse vertex adjacency, for the fill
+            self._filled: np.ndarray | None = None  # (V, 3) float32: colours with the unseen filled
             self._generation = getattr(self, "_generation", 0) + 1  # a running job's result is dropped
 
     def update(self, image: np.ndarray, pixels: np.ndarray, vertices_camera: np.ndarray,
@@ -85,10 +90,9 @@ class VertexColourTrack:
             self._last_submit = time.monotonic()
             self._job = self._executor.submit(self._sample, image, uv, v, triangles, generation, person_mask)
         with self._lock:
-            out = self._colours.copy()
-            never = self._seen == 0
-        if never.any():
-            out[never] = out[~never].mean(axis=0) if (~never).any() else FILL_BGR
+            filled = self._filled
+            out = filled.copy() if filled is not None and len(filled) == len(v) else np.tile(
+                np.asarray(FILL_BGR, np.float32), (len(v), 1))
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
     def close(self) -> None:
@@ -99,6 +103,7 @@ class VertexColourTrack:
                 generation: int, person_mask: np.ndarray | None = None) -> None:
         if self._topology is None or not (triangles is self._topology or np.array_equal(triangles, self._topology)):
             self._topology, self._incidence = triangles, incidence_matrix(np.asarray(triangles), len(v))
+            self._adjacency = vertex_adjacency(np.asarray(triangles), len(v))
         normals = vertex_normals(v, triangles, self._incidence)
         visible = visible_vertices(uv, v, triangles, image.shape[:2], normals)
         if person_mask is not None and person_mask.shape[:2] == image.shape[:2]:
@@ -115,6 +120,45 @@ class VertexColourTrack:
             alpha = np.maximum(1.0 / (seen + 1.0), BLEND)[:, None]
             self._colours[visible] += alpha * (sample - self._colours[visible])
             self._seen[visible] = np.minimum(seen + 1.0, 1000.0)
+            colours, known = self._colours.copy(), self._seen > 0
+        filled = fill_unseen(colours, known, self._adjacency)
+        with self._lock:
+            if generation == self._generation:
+                self._filled = filled
+
+
+def vertex_adjacency(triangles: np.ndarray, count: int):
+    """(V, V) scipy.sparse CSR float32, 1 where two vertices share an edge."""
+    from scipy import sparse
+
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    rows = np.concatenate([edges[:, 0], edges[:, 1]])
+    cols = np.concatenate([edges[:, 1], edges[:, 0]])
+    adjacency = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(count, count))
+    adjacency.data[:] = 1.0  # duplicates (edges of two triangles) summed: back to 1
+    return adjacency
+
+
+def fill_unseen(colours: np.ndarray, known: np.ndarray, adjacency, rings: int = FILL_RINGS) -> np.ndarray:
+    """(V, 3) colours with the never-seen vertices filled: from seen neighbours, ring by ring
+    (up to `rings` edges away), then the mean of the seen ones."""
+    out = np.array(colours, np.float32)
+    if not known.any():
+        out[:] = FILL_BGR
+        return out
+    have = known.astype(np.float32)
+    for _ in range(rings if adjacency is not None else 0):
+        if have.all():
+            break
+        total = adjacency @ (out * have[:, None])
+        count = adjacency @ have
+        grow = (have == 0) & (count > 0)
+        if not grow.any():
+            break
+        out[grow] = total[grow] / count[grow][:, None]
+        have[grow] = 1.0
+    out[have == 0] = out[known].mean(axis=0)
+    return out
 
 
 def visible_vertices(uv: np.ndarray, vertices_camera: np.ndarray, triangles: np.ndarray,

@@ -100,7 +100,8 @@ def test_on_video_the_helper_thread_samples_and_the_stage_gets_the_newest_colour
 
 def test_vertices_off_the_person_mask_are_not_painted_with_the_background():
     """A fit a few pixels off at the silhouette projects edge vertices onto the background:
-    with the person mask they keep the fill instead of taking the background's colour."""
+    with the person mask they do not take the background's colour; they continue the
+    colours of the seen vertices beside them."""
     vertices, triangles = grid_plane(1.0, 0.1)
     uv = project(vertices)
     mask = np.zeros((H, W), np.float32)
@@ -112,5 +113,28 @@ def test_vertices_off_the_person_mask_are_not_painted_with_the_background():
     px = np.round(uv).astype(int)
     expected = image[px[:, 1], px[:, 0]].astype(int)
     assert np.abs(colours[left].astype(int) - expected[left]).max() <= 3
-    fill = colours[right].astype(int)
-    assert np.abs(fill - fill[0]).max() == 0, "off the person: one fill, not the background's pixels"
+    # Blue grows with x in the gradient: the background right of the person is bluer than
+    # anything on the person, and the off-person vertices must not have taken it.
+    on_person_blue = colours[left][:, 0].astype(int).max()
+    assert expected[right][:, 0].min() > on_person_blue + 5
+    assert colours[right][:, 0].astype(int).max() <= on_person_blue + 2
+
+
+def test_unseen_vertices_continue_their_seen_neighbours_then_take_the_mean():
+    from engine.mesh_colours import fill_unseen, vertex_adjacency
+
+    # A strip of 8 vertices in a row (triangles between two rows of 8); colours known only
+    # on the first two columns (red) and nothing else.
+    top = np.stack([np.arange(8), np.zeros(8)], axis=1)
+    vertices = np.concatenate([top, top + [0, 1]]).astype(np.float32)
+    tris = [[i, i + 1, i + 8] for i in range(7)] + [[i + 1, i + 9, i + 8] for i in range(7)]
+    adjacency = vertex_adjacency(np.array(tris), len(vertices))
+    colours = np.zeros((16, 3), np.float32)
+    known = np.zeros(16, bool)
+    known[[0, 1, 8, 9]] = True
+    colours[known] = (0, 0, 200)
+    filled = fill_unseen(colours, known, adjacency, rings=3)
+    assert (filled[[2, 3, 4, 10, 11]] == (0, 0, 200)).all(), "near the seen ones: their colour"
+    np.testing.assert_allclose(filled[7], (0, 0, 200))  # beyond the rings: the mean of the seen
+    none = fill_unseen(colours, np.zeros(16, bool), adjacency)
+    assert (none == none[0]).all()
