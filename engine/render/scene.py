@@ -176,14 +176,7 @@ class SceneRenderer:
             wanted = [s for s, on in (("face", view.show_face), ("body", view.show_body)) if on]
             self._placeholder([stage_placeholder(fr, s) or f"{s} hidden" for s in wanted] or ["no mesh selected"], rect)
             return
-        bounds = np.concatenate([np.stack([v.min(axis=0), v.max(axis=0)]) for _, v, *_ in meshes])
-        target = bbox_center(bounds)
-        distance = max(float(np.linalg.norm(target)), 1e-3) * view.orbit.distance
-        model_view = orbit_view(target, view.orbit.yaw_deg, view.orbit.pitch_deg, view.orbit.distance)
-        radius = float(np.linalg.norm(bounds.max(axis=0) - bounds.min(axis=0))) / 2
-        near = max(1e-3, min(0.5 * distance, distance - 2 * radius))
-        projection = mirror_x(view.mirror) @ perspective(self._fovy(fr, view, rect), rect.aspect, near,
-                                                         distance + 4 * radius + 1.0)
+        model_view, projection = self.mesh_matrices(fr, view, rect, [v for _, v, *_ in meshes])
         for slot, vertices, faces, albedo, toward_eye, colours in meshes:
             self.mesh.draw(slot, vertices, faces, model_view, projection, albedo, view.shading,
                            view.wireframe, toward_eye_m=toward_eye, colours=colours)
@@ -194,6 +187,21 @@ class SceneRenderer:
         if view.show_status and any(missing):
             GL.glDisable(GL.GL_DEPTH_TEST)
             self.text.draw_bottom_left("\n".join(m for m in missing if m), rect)
+
+    @classmethod
+    def mesh_matrices(cls, fr: FrameResultLike, view: ViewSettings, rect: Rect,
+                      vertex_sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(model_view, projection) of the mesh view of `fr` in `rect`, framing the given
+        camera-space vertex sets (what `_mesh` draws; also for measuring its renders)."""
+        bounds = np.concatenate([np.stack([v.min(axis=0), v.max(axis=0)]) for v in vertex_sets])
+        target = bbox_center(bounds)
+        distance = max(float(np.linalg.norm(target)), 1e-3) * view.orbit.distance
+        model_view = orbit_view(target, view.orbit.yaw_deg, view.orbit.pitch_deg, view.orbit.distance)
+        radius = float(np.linalg.norm(bounds.max(axis=0) - bounds.min(axis=0))) / 2
+        near = max(1e-3, min(0.5 * distance, distance - 2 * radius))
+        projection = mirror_x(view.mirror) @ perspective(cls._fovy(fr, view, rect), rect.aspect, near,
+                                                         distance + 4 * radius + 1.0)
+        return model_view, projection
 
     @staticmethod
     def _fovy(fr: FrameResultLike, view: ViewSettings, rect: Rect) -> float:

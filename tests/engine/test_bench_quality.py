@@ -39,3 +39,18 @@ def test_person_region_keeps_the_pieces_the_fit_covers():
     covered[12:38, 8:28] = True
     region = person_region(mask, covered)
     assert region[20, 10] and not region[20, 70]
+
+
+def test_surface_cracks_count_background_only_where_the_triangles_cover():
+    from engine.bench.quality import surface_cracks
+
+    image = np.zeros((60, 60, 3), np.uint8)
+    image[:] = MAGENTA_BGR
+    image[10:50, 10:50] = (120, 130, 140)
+    covered = np.zeros((60, 60), bool)
+    covered[10:50, 10:50] = True
+    assert surface_cracks(image, covered) == 0
+    image[30, 15:45] = MAGENTA_BGR  # background through the surface: a crack
+    image[20:24, 40:50] = MAGENTA_BGR  # an opening the triangles do not cover: not a crack
+    covered[20:24, 40:50] = False
+    assert surface_cracks(image, covered) == 30
