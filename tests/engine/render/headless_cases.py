@@ -22,6 +22,7 @@ from engine.perception.result import PerceptionResult
 from tests.engine.render import synthetic as syn
 
 NO_EGL_EXIT = 3
+MAGENTA = (1.0, 0.0, 1.0)
 
 
 def skeleton_body() -> object:
@@ -56,6 +57,10 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
         "skeleton": (syn.frame_result(flat, {"body": skeleton_body()}), ViewSettings(), size),
         "mesh_sphere": (syn.frame_result(gradient, {"face": face}), mesh, size),
         "mesh_sphere_textured": (syn.frame_result(gradient, {"face": syn.face_result(coloured=True)}), mesh, size),
+        "mesh_sheet_magenta": (syn.frame_result(gradient, {"face": syn.sheet_face_result()}),
+                               replace(mesh, background=MAGENTA, shading="phong"), size),
+        "mesh_sheet_holed_magenta": (syn.frame_result(gradient, {"face": syn.sheet_face_result(holes_every=9)}),
+                                     replace(mesh, background=MAGENTA, shading="phong"), size),
         "mesh_fold": (syn.frame_result(gradient, {"face": syn.folded_face_result()}), mesh, size),
         "mesh_sphere_wire": (syn.frame_result(gradient, {"face": face}), replace(mesh, wireframe=True), size),
         "mesh_sphere_matcap": (syn.frame_result(gradient, {"face": face}), replace(mesh, shading="matcap"), size),

@@ -87,6 +87,29 @@ def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIU
                       expression_names=("neutral",), fit_rmse_px=0.0, backend="anny", vertex_colours=colours)
 
 
+def sheet_face_result(n: int = 20, holes_every: int = 0) -> FaceResult:
+    """A flat n×n-cell sheet facing the camera (0.2 m wide, 1 m away) as a face result;
+    holes_every > 0 removes every holes_every-th triangle: real holes through which the
+    background shows, for checking a crack measure against its renders."""
+    xs = np.linspace(-0.1, 0.1, n + 1, dtype=np.float32)
+    xx, yy = np.meshgrid(xs, xs)
+    vertices_camera = np.stack([xx.ravel(), yy.ravel(), np.ones(xx.size, np.float32)], axis=1)
+    tris = []
+    for r in range(n):
+        for c in range(n):
+            a = r * (n + 1) + c
+            tris += [[a, a + 1, a + n + 2], [a, a + n + 2, a + n + 1]]
+    triangles = np.array(tris, np.int32)
+    if holes_every:
+        triangles = triangles[np.arange(len(triangles)) % holes_every != 0]
+    xy = CAMERA.project(vertices_camera)
+    vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
+    return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
+                      landmarks_2d=xy[:4].copy(), pose_deg=np.zeros(3, np.float32),
+                      identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
+                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
+
+
 def folded_face_result(gap_m: float = 0.004) -> FaceResult:
     """A face 'mesh' with a fold: a sheet facing the camera and, `gap_m` behind its centre,
     a steep sheet (nearly edge-on to the camera) that it hides entirely, as the far side of

@@ -252,3 +252,18 @@ def test_textured_shading_shows_the_vertex_colours_and_plain_meshes_stay_lit(ren
     assert (bottom[:, 0] > bottom[:, 2] + 100).mean() > 0.95, "lower half should be blue"
     plain = renders["mesh_sphere"].astype(int)[foreground(renders["mesh_sphere"])]
     assert np.abs(plain[:, 2] - plain[:, 0]).mean() < 100, "no colours: the lit albedo, not red/blue"
+
+
+def test_the_crack_measure_finds_real_holes_and_nothing_on_a_closed_mesh(renders):
+    """bench quality's crack count (background where the mesh's own triangles cover the
+    pixel, computed on the CPU with the renderer's matrices) lines up with the GL render:
+    0 on a whole sheet, and the holes of the same sheet with triangles removed."""
+    from engine.bench.quality import mesh_coverage, surface_cracks
+
+    face = syn.sheet_face_result()
+    view = ViewSettings(mode="mesh", show_status=False, background=(1.0, 0.0, 1.0), shading="phong")
+    covered = mesh_coverage(syn.frame_result(syn.gradient_image(), {"face": face}), view, "face",
+                            syn.WIDTH, syn.HEIGHT)
+    assert covered.sum() > 1000
+    assert surface_cracks(renders["mesh_sheet_magenta"], covered) == 0
+    assert surface_cracks(renders["mesh_sheet_holed_magenta"], covered) > 50
