@@ -70,6 +70,18 @@ def box(size: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     return corners, faces
 
 
+def mesh_face_result(vertices_camera: np.ndarray, triangles: np.ndarray, landmarks: int = 4,
+                     colours: np.ndarray | None = None) -> FaceResult:
+    """A FaceResult of a camera-space mesh seen by CAMERA (its first `landmarks` vertices
+    stand in for the landmarks)."""
+    xy = CAMERA.project(vertices_camera)
+    vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
+    return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
+                      landmarks_2d=xy[:landmarks].copy(), pose_deg=np.zeros(3, np.float32),
+                      identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
+                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny", vertex_colours=colours)
+
+
 def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIUS,
                 coloured: bool = False) -> FaceResult:
     """A sphere 'face'; coloured: vertex colours red on the upper half, blue on the lower (BGR)."""
@@ -79,12 +91,7 @@ def face_result(center: np.ndarray = SPHERE_CENTER, radius: float = SPHERE_RADIU
     if coloured:
         colours = np.where((unit[:, 1] < 0)[:, None], np.array([30, 30, 220], np.uint8),
                            np.array([220, 30, 30], np.uint8)).astype(np.uint8)
-    xy = CAMERA.project(vertices_camera)
-    vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
-    return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
-                      landmarks_2d=xy[:68].copy(), pose_deg=np.zeros(3, np.float32),
-                      identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
-                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny", vertex_colours=colours)
+    return mesh_face_result(vertices_camera, triangles, landmarks=68, colours=colours)
 
 
 def sheet_face_result(n: int = 20, holes_every: int = 0) -> FaceResult:
@@ -102,12 +109,7 @@ def sheet_face_result(n: int = 20, holes_every: int = 0) -> FaceResult:
     triangles = np.array(tris, np.int32)
     if holes_every:
         triangles = triangles[np.arange(len(triangles)) % holes_every != 0]
-    xy = CAMERA.project(vertices_camera)
-    vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
-    return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
-                      landmarks_2d=xy[:4].copy(), pose_deg=np.zeros(3, np.float32),
-                      identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
-                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
+    return mesh_face_result(vertices_camera, triangles)
 
 
 def folded_face_result(gap_m: float = 0.004) -> FaceResult:
@@ -121,12 +123,7 @@ def folded_face_result(gap_m: float = 0.004) -> FaceResult:
     far[:, 2] = np.maximum(far[:, 2], 2.0 + gap_m)  # the lower half stays behind the sheet too
     vertices_camera = np.concatenate([near, far])
     triangles = np.array([[0, 2, 1], [0, 3, 2], [4, 6, 5], [5, 6, 7]], np.int32)
-    xy = CAMERA.project(vertices_camera)
-    vertices_image = np.concatenate([xy, vertices_camera[:, 2:] * CAMERA.focal_px], axis=1).astype(np.float32)
-    return FaceResult(vertices_image=vertices_image, vertices_camera=vertices_camera, triangles=triangles,
-                      landmarks_2d=xy[:4].copy(), pose_deg=np.zeros(3, np.float32),
-                      identity=np.zeros(1, np.float32), expression=np.zeros(1, np.float32),
-                      expression_names=("neutral",), fit_rmse_px=0.0, backend="anny")
+    return mesh_face_result(vertices_camera, triangles)
 
 
 def body_result(size=(0.5, 0.1, 0.1), center=(0.0, 0.0, 2.0), keypoints_2d=None, visible=None) -> BodyResult:
