@@ -131,7 +131,6 @@ def person_region(mask: np.ndarray, covered: np.ndarray) -> np.ndarray:
 
 
 def measure_clip(clip: Path, part: str, renderer: Any, max_frames: int) -> dict[str, Any]:
-    from engine.body.stage import project_vertices
     from engine.pipeline import Pipeline
     from engine.render.view import ViewSettings
     from engine.sources.factory import open_source
@@ -165,7 +164,7 @@ def measure_clip(clip: Path, part: str, renderer: Any, max_frames: int) -> dict[
             else:
                 if perception.segmentation is None or not len(result.vertices):
                     continue
-                pixels, vertices, tris = project_vertices(result), result.vertices, result.faces
+                pixels, vertices, tris = result.vertex_pixels(), result.vertices, result.faces
                 region = None
             rendered = textured_render(hw, pixels, vertices, tris, result.vertex_colours)
             if region is None:

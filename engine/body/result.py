@@ -48,6 +48,11 @@ class BodyResult:
     keypoints_3d: np.ndarray | None = None
     vertex_colours: np.ndarray | None = None
 
+    def vertex_pixels(self) -> np.ndarray:
+        """(V, 2) float pixels of the camera-space vertices, with the fit's own camera."""
+        z = np.maximum(self.vertices[:, 2:3], 1e-3)
+        return self.vertices[:, :2] / z * self.camera_focal_px + np.asarray(self.camera_center_px)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "backend": self.backend,

@@ -116,7 +116,7 @@ class BodyStage:
         if result is not None and len(result.vertices) and len(result.faces):
             if self.settings.still_images:
                 self._colours.reset()  # another photo, maybe another person
-            pixels = project_vertices(result)
+            pixels = result.vertex_pixels()
             mask = getattr(perception, "segmentation", None)
             result = replace(result, vertex_colours=self._colours.update(frame.image, pixels, result.vertices,
                                                                          result.faces, mask))
@@ -160,12 +160,6 @@ class BodyStage:
         self._colours.close()
         if self._hmr is not None and hasattr(self._hmr, "close"):
             self._hmr.close()
-
-
-def project_vertices(result: BodyResult) -> np.ndarray:
-    """(V, 2) pixels of the body's camera-space vertices, with the fit's own camera."""
-    z = np.maximum(result.vertices[:, 2:3], 1e-6)
-    return result.vertices[:, :2] / z * result.camera_focal_px + np.asarray(result.camera_center_px)
 
 
 def implausible_fit(out: FitOutput, obs: Observation) -> str:

@@ -67,12 +67,6 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray,
     draw_points(image, keypoints[visible], JOINT_COLOUR, 3)
 
 
-def project_body_vertices(body) -> np.ndarray:
-    """BodyResult camera-space vertices (V, 3) -> (V, 2) pixels with its own camera."""
-    z = np.maximum(body.vertices[:, 2:3], 1e-3)
-    return body.vertices[:, :2] / z * body.camera_focal_px + np.asarray(body.camera_center_px)
-
-
 def draw_frame_result(frame_result, show_mask: bool = True) -> np.ndarray:
     """A BGR copy of the frame with every available result drawn on it."""
     image = frame_result.frame.image.copy()
@@ -84,7 +78,7 @@ def draw_frame_result(frame_result, show_mask: bool = True) -> np.ndarray:
     if body is not None:
         in_front = body.vertices[:, 2] > NEAR_PLANE_M
         faces = body.faces[in_front[body.faces].all(axis=1)]  # parts at/behind the camera: not drawn
-        draw_mesh_fill(image, project_body_vertices(body), faces, BODY_COLOUR, 0.35)
+        draw_mesh_fill(image, body.vertex_pixels(), faces, BODY_COLOUR, 0.35)
         draw_skeleton(image, body.keypoints_2d, body.keypoint_visible)
     elif perception is not None and perception.pose_landmarks is not None:
         vis = perception.pose_visibility if perception.pose_visibility is not None else np.ones(33)
