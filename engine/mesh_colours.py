@@ -64,7 +64,7 @@ class VertexColourTrack:
             self._topology: np.ndarray | None = None  # the triangles `_incidence` was built for
             self._incidence = None
             self._adjacency = None  # (V, V) sparse vertex adjacency, for the fill
-            self._filled: np.ndarray | None = None  # (V, 3) float32: colours with the unseen filled
+            self._filled: np.ndarray | None = None  # (V, 3) uint8 BGR: colours with the unseen filled
             self._generation = getattr(self, "_generation", 0) + 1  # a running job's result is dropped
 
     def update(self, image: np.ndarray, pixels: np.ndarray, vertices_camera: np.ndarray,
@@ -75,25 +75,30 @@ class VertexColourTrack:
         a few pixels off at the silhouette) are not painted with the background behind.
         Returns (V, 3) uint8 BGR colours: after this frame, or (background) as far as the
         helper has got."""
-        v = np.array(vertices_camera, np.float32)
-        uv = np.array(np.asarray(pixels)[:, :2], np.float32)
+        count = len(vertices_camera)
         with self._lock:
-            if self._colours is None or len(self._colours) != len(v):
-                self._colours = np.zeros((len(v), 3), np.float32)
-                self._seen = np.zeros(len(v), np.float32)
+            if self._colours is None or len(self._colours) != count:
+                self._colours = np.zeros((count, 3), np.float32)
+                self._seen = np.zeros(count, np.float32)
             generation = self._generation
-        if self._executor is None:
-            self._sample(image, uv, v, triangles, generation, person_mask)
-        elif (self._job is None or self._job.done()) and time.monotonic() - self._last_submit >= SAMPLE_INTERVAL_S:
-            if self._job is not None and self._job.exception() is not None:
-                log.warning("mesh colour sampling failed: %s", self._job.exception())
-            self._last_submit = time.monotonic()
-            self._job = self._executor.submit(self._sample, image, uv, v, triangles, generation, person_mask)
+        due = self._executor is None or (
+            (self._job is None or self._job.done()) and time.monotonic() - self._last_submit >= SAMPLE_INTERVAL_S)
+        if due:
+            # Copies: the helper works on them while the caller's arrays move on.
+            v = np.array(vertices_camera, np.float32)
+            uv = np.array(np.asarray(pixels)[:, :2], np.float32)
+            if self._executor is None:
+                self._sample(image, uv, v, triangles, generation, person_mask)
+            else:
+                if self._job is not None and self._job.exception() is not None:
+                    log.warning("mesh colour sampling failed: %s", self._job.exception())
+                self._last_submit = time.monotonic()
+                self._job = self._executor.submit(self._sample, image, uv, v, triangles, generation, person_mask)
         with self._lock:
             filled = self._filled
-            out = filled.copy() if filled is not None and len(filled) == len(v) else np.tile(
-                np.asarray(FILL_BGR, np.float32), (len(v), 1))
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        if filled is None or len(filled) != count:
+            return np.tile(np.asarray(FILL_BGR, np.uint8), (count, 1))
+        return filled  # read-only, shared by the frames until the next sample
 
     def close(self) -> None:
         if self._executor is not None:
@@ -121,7 +126,8 @@ class VertexColourTrack:
             self._colours[visible] += alpha * (sample - self._colours[visible])
             self._seen[visible] = np.minimum(seen + 1.0, 1000.0)
             colours, known = self._colours.copy(), self._seen > 0
-        filled = fill_unseen(colours, known, self._adjacency)
+        filled = np.clip(fill_unseen(colours, known, self._adjacency) + 0.5, 0, 255).astype(np.uint8)
+        filled.flags.writeable = False  # handed to every frame's result until the next sample
         with self._lock:
             if generation == self._generation:
                 self._filled = filled
