@@ -114,6 +114,6 @@ class Viewport(QWidget):
         return self.gl_window.grabFramebuffer()
 
     def update(self) -> None:
-        """Repaint the GL view soon (at once, not at its next refresh tick)."""
+        """Repaint the GL view soon (at once, not at its next refresh tick). The widget itself
+        draws nothing (the container covers it), so it is not repainted."""
         self.gl_window.update()
-        super().update()
