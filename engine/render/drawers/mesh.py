@@ -19,6 +19,7 @@ class MeshDrawer:
         self._lines = ShaderProgram("lines")
         self._slots: dict[str, VertexArray] = {}
         self._incidence: dict[str, sparse.csr_matrix] = {}  # per slot, for its current topology
+        self._colour_source: dict[str, np.ndarray] = {}  # per slot, the colours last uploaded
 
     def draw(self, slot: str, vertices: np.ndarray, faces: np.ndarray, model_view: np.ndarray,
              projection: np.ndarray, albedo: tuple[float, float, float], shading: str = "phong",
@@ -40,11 +41,13 @@ class MeshDrawer:
             self._incidence[slot] = incidence_matrix(faces, len(vertices))
         vao.set_positions(vertices, vertex_normals(vertices, faces, self._incidence[slot]))
         textured = shading == "textured" and colours is not None and len(colours) == len(vertices)
-        if textured:
-            assert vao.colours is not None
-            vao.colours.upload(np.asarray(colours, np.float32)[:, ::-1] * np.float32(1 / 255))  # BGR -> RGB
-        elif shading == "textured":
+        if not textured and shading == "textured":
             shading = "phong"
+        elif textured and self._colour_source.get(slot) is not colours:
+            # The stages hand out the same colour array until their next sample: upload once.
+            assert vao.colours is not None
+            self._colour_source[slot] = colours
+            vao.colours.upload(np.asarray(colours, np.float32)[:, ::-1] * np.float32(1 / 255))  # BGR -> RGB
         GL.glEnable(GL.GL_DEPTH_TEST)
         # The pull towards the eye is one constant depth shift for the whole mesh, never a
         # slope-scaled polygon offset: that one moves steep triangles (the far side of a fold
@@ -95,6 +98,7 @@ class MeshDrawer:
             slot.close()
         self._slots.clear()
         self._incidence.clear()
+        self._colour_source.clear()
         self._program.close()
         self._lines.close()
 
