@@ -78,3 +78,9 @@ def _sanitized_qt_environment():
     QApplication is made by pytest-qt."""
     for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
         os.environ.pop(var, None)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--pointhmr-reference", action="append", default=[], metavar="DIR",
+                     help="also check the PointHMR back-end against this reference directory "
+                          "(written by tools/make_pointhmr_reference.py); may be repeated")
