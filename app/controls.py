@@ -22,7 +22,7 @@ DEFAULT_MODE_LABEL = "default (1280x720@30, MJPG)"
 # back-end choice -> manifest models that must be installed for it
 BACKEND_MODELS = {
     "face": {"auto": (), "anny": (), "bfm": ("bfm-noneck-v3",), "tddfa": ("tddfa-mb05", "bfm-noneck-v3")},
-    "body": {"auto": (), "anny": (), "hmr": ("spin", "smpl")},
+    "body": {"auto": (), "anny": (), "hmr": ("spin", "smpl"), "pointhmr": ("pointhmr", "smpl")},
     "volume": {"auto": (), "field": (), "pifu": ("pifu-netg",)},
 }
 

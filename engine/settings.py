@@ -37,7 +37,7 @@ class AppSettings:
     shading: str = "textured"  # mesh view: textured (the person's colours) | phong | matcap
     device: str = "auto"  # auto | cpu | cuda
     face_backend: str = "auto"  # auto | anny | bfm | tddfa
-    body_backend: str = "auto"  # auto | anny | hmr
+    body_backend: str = "auto"  # auto | anny | hmr | pointhmr
     volume_backend: str = "auto"  # auto | field | pifu
     smoothing: bool = True
     mirror: bool = False

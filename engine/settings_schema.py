@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 FACE_BACKENDS = ("auto", "anny", "bfm", "tddfa")
-BODY_BACKENDS = ("auto", "anny", "hmr")
+BODY_BACKENDS = ("auto", "anny", "hmr", "pointhmr")
 VOLUME_BACKENDS = ("auto", "field", "pifu")
 DEVICES = ("auto", "cpu", "cuda")
 VIEWS = ("overlay", "mesh", "volume", "split")

@@ -89,22 +89,40 @@ class HmrBodyEstimator:
         follows its crop closely, so landmark jitter would otherwise shake the mesh.
     """
 
+    backend_name = "hmr"
+
     def __init__(self, checkpoint_path: str | Path, mean_params_path: str | Path, smpl_path: str | Path,
                  device: str = "cpu", hfov_deg: float = 60.0, min_visibility: float = 0.5,
                  smooth_box: bool = True) -> None:
+        self._init_common(smpl_path, device, hfov_deg, min_visibility, smooth_box)
+        self._net = load_hmr(checkpoint_path, mean_params_path, self.device)
+        self._smpl = SmplLayer(self._smpl_data, num_betas=10).to(self.device).eval()
+
+    def _init_common(self, smpl_path: str | Path, device: str, hfov_deg: float, min_visibility: float,
+                     smooth_box: bool) -> None:
+        """What every SMPL regressor needs: device, camera, box filter and the SMPL file."""
         self.device = resolve_device(device)
         self.hfov_deg = float(hfov_deg)
         self.min_visibility = float(min_visibility)
         # Box as (cx, cy, side) in pixels; beta in 1/px: fast moves open the cut-off, no lag.
         self._box_filter = OneEuroFilter(min_cutoff=1.0, beta=0.02) if smooth_box else None
-        self._net = load_hmr(checkpoint_path, mean_params_path, self.device)
         smpl = load_smpl(smpl_path)
-        self._smpl = SmplLayer(smpl, num_betas=10).to(self.device).eval()
+        self._smpl_data = smpl
         self._faces = smpl.faces
         self._keypoints = KeypointTable.build(MEDIAPIPE_FROM_SMPL, smpl.num_vertices, smpl.num_joints)
         if smpl.num_vertices != SMPL_NUM_VERTICES:
             log.warning("SMPL-format model with %d vertices (SMPL has %d): face, hand and foot keypoints "
                         "are not available", smpl.num_vertices, SMPL_NUM_VERTICES)
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One normalised (1, 3, 224, 224) crop -> root-relative vertices (V, 3), joints
+        (J, 3), cam (3,) = (s, tx, ty) float64, pose (J, 3) axis-angle, shape (S,)."""
+        with torch.inference_mode():
+            rotmat, betas, cam = self._net(images)
+            posed = self._smpl(betas, rotmat)
+            pose_aa = rotmat_to_axis_angle(rotmat[0])
+        return (posed.vertices[0].cpu().numpy(), posed.joints[0].cpu().numpy(), cam[0].double().cpu().numpy(),
+                pose_aa.cpu().numpy().astype(np.float32), betas[0].cpu().numpy().astype(np.float32))
 
     @property
     def regressor(self) -> torch.nn.Module:
@@ -144,19 +162,16 @@ class HmrBodyEstimator:
             return None
         center, scale = box
         crop = crop_image(frame.image, center, scale)
-        with torch.inference_mode():
-            rotmat, betas, cam = self._net(crops_to_input(crop[None], self.device))
-            posed = self._smpl(betas, rotmat)
-            pose_aa = rotmat_to_axis_angle(rotmat[0])
-        cam_np = cam[0].double().cpu().numpy()
+        model_vertices, model_joints, cam_np, pose, shape = self.predict(crops_to_input(crop[None], self.device))
         if cam_np[0] <= _MIN_CAM_SCALE:
-            log.debug("frame %d: HMR camera scale %.4f is not in front of the camera", frame.index, cam_np[0])
+            log.debug("frame %d: %s camera scale %.4f is not in front of the camera", frame.index,
+                      self.backend_name, cam_np[0])
             return None
         camera = PinholeCamera.from_fov(frame.width, frame.height, self.hfov_deg)
         principal = np.array([camera.cx, camera.cy])
         transl = image_translation(cam_np, center, scale, camera.focal_px, principal).astype(np.float32)
-        vertices = posed.vertices[0].cpu().numpy() + transl
-        joints = posed.joints[0].cpu().numpy() + transl
+        vertices = model_vertices + transl
+        joints = model_joints + transl
         keypoints_3d = self._keypoints.gather(joints, vertices).astype(np.float32)
         keypoints = camera.project(keypoints_3d)
         visible = self._keypoints.exact.copy()
@@ -168,9 +183,9 @@ class HmrBodyEstimator:
             rmse = keypoint_rmse(keypoints, perception.pose_landmarks, visible)
         return BodyResult(
             vertices=vertices.astype(np.float32), faces=self._faces, joints_3d=joints.astype(np.float32),
-            keypoints_2d=keypoints, keypoint_visible=visible, pose=pose_aa.cpu().numpy().astype(np.float32),
-            shape=betas[0].cpu().numpy().astype(np.float32), camera_focal_px=float(camera.focal_px),
-            camera_center_px=principal.astype(np.float32), translation=transl, fit_rmse_px=rmse, backend="hmr",
+            keypoints_2d=keypoints, keypoint_visible=visible, pose=pose,
+            shape=shape, camera_focal_px=float(camera.focal_px),
+            camera_center_px=principal.astype(np.float32), translation=transl, fit_rmse_px=rmse, backend=self.backend_name,
             joints_2d=camera.project(joints), keypoints_3d=keypoints_3d,
         )
 

@@ -25,7 +25,8 @@ class BodyResult:
     camera_center_px: (2,) principal point, pixels.
     translation: (3,) float32 root translation in camera space, metres.
     fit_rmse_px: RMS pixel distance between keypoints_2d and the visible observed landmarks.
-    backend: "anny" (offline default) or "hmr".
+    backend: "anny" (offline default), "hmr" or "pointhmr".
+    pose, shape: empty for "pointhmr", which regresses vertices, not parameters.
     joints_2d: (J, 2) float32 pixels, joints_3d projected, or None.
     keypoints_3d: (K, 3) float32 camera space, metres (the model's mediapipe-order points), or None.
     vertex_colours: (V, 3) uint8 BGR, the person's colours sampled from the frames

@@ -1,8 +1,9 @@
 """The body stage: one fitted body mesh per frame, from the perception stage's pose landmarks.
 
 Back-ends: "anny" (offline default: Anny fitted to mediapipe pose, engine/body/fit.py) and
-"hmr" (SPIN/HMR regression, needs the "spin" and "smpl" weights). "auto" uses HMR when its
-weights are installed and Anny otherwise, saying once which and why.
+"hmr" (SPIN/HMR regression, needs the "spin" and "smpl" weights) and "pointhmr" (PointHMR,
+needs the "pointhmr" and "smpl" weights). "auto" uses HMR when its weights are installed and
+Anny otherwise, saying once which and why.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ MAX_RMSE_FRACTION = 0.15
 
 @dataclass(frozen=True)
 class BodySettings:
-    """backend: "auto" | "anny" | "hmr". hfov_deg: horizontal field of view of the input
+    """backend: "auto" | "anny" | "hmr" | "pointhmr". hfov_deg: horizontal field of view of the input
     camera (the perspective model; 60° is a typical webcam). smoothing: zero-lag One Euro
     filtering of the Anny pose. person: which person to fit (None = the largest / most
     central one; the perception stage does the selection). export_dir: where meshes go when
@@ -74,7 +75,7 @@ class BodyStage:
         self._faces: np.ndarray | None = None
         # Photos at once; video on the track's helper thread, off this stage's path.
         self._colours = VertexColourTrack(background=not self.settings.still_images)
-        if self.settings.backend in ("auto", "hmr"):
+        if self.settings.backend in ("auto", "hmr", "pointhmr"):
             self._hmr = self._make_hmr()
         if self._hmr is None:
             data = model_data or load_anny_body_data(on_progress=on_progress)
@@ -86,19 +87,25 @@ class BodyStage:
 
     @property
     def backend(self) -> str:
-        return "hmr" if self._hmr is not None else "anny"
+        return self._hmr.backend_name if self._hmr is not None else "anny"
 
     def _make_hmr(self) -> Any:
-        # Imported only when asked for: HMR pulls in a ResNet-50 and the SMPL loader.
-        from engine.body.hmr_backend import estimator_from_installed
+        # Imported only when asked for: the regressors pull in their networks and the SMPL loader.
         from engine.device import resolve_device
 
         device = str(resolve_device(self.settings.device))
-        estimator = estimator_from_installed(device=device, hfov_deg=self.settings.hfov_deg)
-        if estimator is None and self.settings.backend == "hmr":
-            log.warning("body back-end 'hmr' was asked for but is not available: using Anny")
-        elif estimator is not None:
-            log.info("body back-end: HMR (SPIN) on %s", device)
+        wanted = self.settings.backend
+        if wanted == "pointhmr":
+            from engine.body.pointhmr_backend import pointhmr_from_installed as from_installed
+            label = "PointHMR"
+        else:
+            from engine.body.hmr_backend import estimator_from_installed as from_installed
+            label = "HMR (SPIN)"
+        estimator = from_installed(device=device, hfov_deg=self.settings.hfov_deg)
+        # Without its files the factory has already said, once, what is missing and that the
+        # default runs; a second warning here would only repeat it.
+        if estimator is not None:
+            log.info("body back-end: %s on %s", label, device)
         return estimator
 
     def request_export(self, path: str | Path | None = None) -> None:

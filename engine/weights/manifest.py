@@ -15,7 +15,7 @@ from engine.weights.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
-KNOWN_BACKENDS = frozenset({"tddfa", "bfm", "hmr", "smpl", "pifu", "monoport"})
+KNOWN_BACKENDS = frozenset({"tddfa", "bfm", "hmr", "pointhmr", "smpl", "pifu", "monoport"})
 _MODEL_KEYS = {"name": str, "backend": str, "licence": str, "description": str, "files": list}
 _OPTIONAL_MODEL_KEYS = {"homepage": str, "notes": str}
 _FILE_KEYS = {"key": str, "path": str, "urls": list, "sha256": str, "size": int}

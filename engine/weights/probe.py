@@ -46,6 +46,16 @@ def _hmr(paths: dict[str, Path]) -> str | None:
     return None
 
 
+def _pointhmr(paths: dict[str, Path]) -> str | None:
+    from engine.body.pointhmr import load_mesh_arrays, load_pointhmr
+    from engine.body.pointhmr_backend import MESH_FILES
+
+    mesh = load_mesh_arrays(*(paths[k] for k in MESH_FILES))
+    if "checkpoint" in paths:
+        load_pointhmr(paths["checkpoint"], mesh)
+    return None
+
+
 def _smpl(paths: dict[str, Path]) -> str | None:
     from engine.body.smpl_io import load_smpl
 
@@ -69,6 +79,8 @@ def _probe_for(name: str, backend: str) -> Callable[[dict[str, Path]], str | Non
         return _bfm
     if backend == "hmr":
         return _hmr
+    if backend == "pointhmr":
+        return _pointhmr
     if backend == "smpl":
         return _smpl
     if backend in ("pifu", "monoport"):
