@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--face-backend", type=cli_type("face_backend"), default=None,
                        help="auto | anny | bfm | tddfa (default: saved setting)")
         p.add_argument("--body-backend", type=cli_type("body_backend"), default=None,
-                       help="auto | anny | hmr (default: saved setting)")
+                       help="auto | anny | hmr | pointhmr (default: saved setting)")
         p.add_argument("--volume-backend", type=cli_type("volume_backend"), default=None,
                        help="auto | field | pifu (default: saved setting)")
         p.add_argument("--hfov", type=cli_type("hfov_deg"), default=None,

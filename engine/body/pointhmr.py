@@ -234,11 +234,14 @@ class PointHmr(nn.Module):
         tokens = torch.cat([cam, grid.transpose(1, 2), joints, sampled], dim=1)
         return torch.cat([tokens, self.token_position_embed.weight.expand(batch, -1, -1)], dim=2)
 
-    def forward(self, images: torch.Tensor) -> PointHmrOutput:
+    def forward(self, images: torch.Tensor, heatmaps: bool = True) -> PointHmrOutput:
+        """heatmaps=False leaves out the 112x112 heatmaps (an empty tensor): they are a
+        training and visualisation output, and cost ~5 % of the forward."""
         logits, features, grid = self.heads(images)
         cam, joints, coarse, mid, full = self.transformer(self.tokens(logits, features, grid))
-        heatmaps = F.softmax(F.interpolate(logits, scale_factor=2).flatten(2), dim=-1)
-        return PointHmrOutput(cam, joints, coarse, mid, full, heatmaps)
+        maps = F.softmax(F.interpolate(logits, scale_factor=2).flatten(2), dim=-1) if heatmaps \
+            else logits.new_zeros(0)
+        return PointHmrOutput(cam, joints, coarse, mid, full, maps)
 
 
 # ---------------------------------------------------------------- loading

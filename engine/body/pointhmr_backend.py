@@ -48,7 +48,7 @@ class PointHmrBodyEstimator(HmrBodyEstimator):
 
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            out = self._net(images)
+            out = self._net(images, heatmaps=False)
             vertices = out.vertices[0]
             joints = self._joint_regressor @ vertices
         empty = np.zeros((0, 3), np.float32)
