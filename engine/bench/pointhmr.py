@@ -9,7 +9,6 @@ mesh stand-ins (tests/data/pointhmr_reference): same architecture, same arithmet
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode

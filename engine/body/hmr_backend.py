@@ -14,6 +14,7 @@ import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -209,23 +210,31 @@ class HmrBodyEstimator:
         self._smpl = None  # type: ignore[assignment]
 
 
-def estimator_from_installed(device: str = "cpu", hfov_deg: float = 60.0) -> HmrBodyEstimator | None:
-    """The estimator on the installed "spin" and "smpl" files, or None (after logging why)
-    when either is missing, corrupt or unreadable, so that the caller runs the default."""
+def installed_or_none(label: str, names: tuple[str, ...], build: Callable[..., "HmrBodyEstimator"]
+                      ) -> "HmrBodyEstimator | None":
+    """build(*paths) on the installed files of the models `names` (each one's paths by
+    manifest key), or None after logging, once, what is missing or does not load, so that
+    the caller runs the default body."""
     try:
         from engine.weights.store import model_status
     except ImportError as exc:  # no model manager: behave as "missing"
-        log.warning("HMR body back-end unavailable: cannot check installed weights (%s)", exc)
+        log.warning("%s body back-end unavailable: cannot check installed weights (%s)", label, exc)
         return None
-    spin, smpl = model_status(SPIN_MODEL), model_status(SMPL_MODEL)
-    problems = [s.message for s in (spin, smpl) if s.state != "installed"]
+    statuses = [model_status(name) for name in names]
+    problems = [s.message for s in statuses if s.state != "installed"]
     if problems:
-        log.warning("HMR body back-end off, using the default body: %s", "; ".join(problems))
+        log.warning("%s body back-end off, using the default body: %s", label, "; ".join(problems))
         return None
     try:
-        return HmrBodyEstimator(spin.paths["checkpoint"], spin.paths["mean_params"], smpl.paths["model"],
-                                device=device, hfov_deg=hfov_deg)
-    except (ValueError, OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        return build(*(s.paths for s in statuses))
+    except (ValueError, OSError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
         # A file trusted on first use can still be the wrong file: say which, keep running.
-        log.error("HMR body back-end off, its installed files do not load: %s", exc)
+        log.error("%s body back-end off, its installed files do not load: %s", label, exc)
         return None
+
+
+def estimator_from_installed(device: str = "cpu", hfov_deg: float = 60.0) -> HmrBodyEstimator | None:
+    """The estimator on the installed "spin" and "smpl" files, or None (after logging why)
+    when either is missing, corrupt or unreadable, so that the caller runs the default."""
+    return installed_or_none("HMR", (SPIN_MODEL, SMPL_MODEL), lambda spin, smpl: HmrBodyEstimator(
+        spin["checkpoint"], spin["mean_params"], smpl["model"], device=device, hfov_deg=hfov_deg))

@@ -11,13 +11,12 @@ mediapipe keypoints and the overlay use. The crop, box smoothing and camera are 
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.body.hmr_backend import SMPL_MODEL, HmrBodyEstimator
+from engine.body.hmr_backend import SMPL_MODEL, HmrBodyEstimator, installed_or_none
 from engine.body.pointhmr import FULL_VERTICES, load_mesh_arrays, load_pointhmr
 
 log = logging.getLogger(__name__)
@@ -63,18 +62,5 @@ class PointHmrBodyEstimator(HmrBodyEstimator):
 def pointhmr_from_installed(device: str = "cpu", hfov_deg: float = 60.0) -> PointHmrBodyEstimator | None:
     """The estimator on the installed "pointhmr" and "smpl" files, or None (after logging
     what is missing or wrong) so that the caller keeps the default body."""
-    try:
-        from engine.weights.store import model_status
-    except ImportError as exc:
-        log.warning("PointHMR body back-end unavailable: cannot check installed weights (%s)", exc)
-        return None
-    net, smpl = model_status(POINTHMR_MODEL), model_status(SMPL_MODEL)
-    problems = [s.message for s in (net, smpl) if s.state != "installed"]
-    if problems:
-        log.warning("PointHMR body back-end off, using the default body: %s", "; ".join(problems))
-        return None
-    try:
-        return PointHmrBodyEstimator(net.paths, smpl.paths["model"], device=device, hfov_deg=hfov_deg)
-    except (ValueError, OSError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
-        log.error("PointHMR body back-end off, its installed files do not load: %s", exc)
-        return None
+    return installed_or_none("PointHMR", (POINTHMR_MODEL, SMPL_MODEL), lambda net, smpl: PointHmrBodyEstimator(
+        net, smpl["model"], device=device, hfov_deg=hfov_deg))
