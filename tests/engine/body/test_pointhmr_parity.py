@@ -99,8 +99,11 @@ def test_output_matches_official(reference, key):
 
 
 def test_outputs_are_not_trivial(reference):
-    # A reference whose outputs did not depend on the image would not test the backbone.
+    # A reference whose heatmaps were flat, or whose outputs did not depend on the image,
+    # would not test the heads and the backbone.
     want = reference["want"]
-    assert want["vertices_full"].shape[0] >= 2
-    assert np.abs(want["vertices_full"][0] - want["vertices_full"][1]).max() > 1e-3
-    assert np.abs(want["heatmap_channels"][0] - want["heatmap_channels"][1]).max() > 1e-5
+    heat = want["heatmap_channels"]
+    assert heat.max() > 4.0 / heat.shape[-1]
+    if len(heat) >= 2:
+        assert np.abs(want["vertices_full"][0] - want["vertices_full"][1]).max() > 1e-3
+        assert np.abs(heat[0] - heat[1]).max() > 1e-5
