@@ -79,8 +79,3 @@ def _sanitized_qt_environment():
     for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
         os.environ.pop(var, None)
 
-
-def pytest_addoption(parser):
-    parser.addoption("--pointhmr-reference", action="append", default=[], metavar="DIR",
-                     help="also check the PointHMR back-end against this reference directory "
-                          "(written by tools/make_pointhmr_reference.py); may be repeated")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ def pytest_generate_tests(metafunc):
         dirs = [REPO / "tests/data/pointhmr_reference"]
         if (SHARED / "reference/pointhmr").is_dir():
             dirs.append(SHARED / "reference/pointhmr")
-        dirs += [Path(d) for d in metafunc.config.getoption("--pointhmr-reference")]
+        caller = Path(os.environ.get("HOLOCAP_CALLER_DIR", "."))  # ./holocap runs in the repository
+        dirs += [caller / d for d in metafunc.config.getoption("--pointhmr-reference", default=[])]
         metafunc.parametrize("reference_dir", dirs, ids=[str(d) for d in dirs], scope="module")
 
 
