@@ -92,10 +92,15 @@ def _perception() -> PerceptionResult:
                             pose_visibility=np.ones(33, np.float32))
 
 
-def _rows(est: HmrBodyEstimator, repeats: int, warmup: int) -> list[tuple[int, tuple[float, float], ...]]:
-    net, smpl = est.regressor, est.body_model
+def _step_ms(est: HmrBodyEstimator, repeats: int, warmup: int) -> tuple[float, float]:
+    """One estimator step on a 640x480 frame with pose landmarks."""
     frame = Frame(np.random.default_rng(2).integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8), 0, 0.0, "bench")
     perception = _perception()
+    return median_ms(lambda: est.process(frame, perception), repeats, warmup)
+
+
+def _rows(est: HmrBodyEstimator, repeats: int, warmup: int) -> list[tuple[int, tuple[float, float], ...]]:
+    net, smpl = est.regressor, est.body_model
     x1, x2 = torch.zeros(1, 3, 224, 224), torch.zeros(2, 3, 224, 224)
     betas, rot = torch.zeros(1, 10), torch.eye(3).expand(1, len(SMPL_PARENTS), 3, 3).contiguous()
 
@@ -111,7 +116,7 @@ def _rows(est: HmrBodyEstimator, repeats: int, warmup: int) -> list[tuple[int, t
         for threads in THREADS:
             torch.set_num_threads(threads)
             rows.append((threads, timed(lambda: net(x1)), timed(lambda: net(x2)), timed(lambda: smpl(betas, rot)),
-                         median_ms(lambda: est.process(frame, perception), repeats, warmup)))
+                         _step_ms(est, repeats, warmup)))
     finally:
         torch.set_num_threads(previous)
     return rows
@@ -127,7 +132,8 @@ def run(options: BenchOptions) -> str:
         smpl_path, smpl_note = _smpl_file(scratch)
         est = HmrBodyEstimator(spin[0], spin[1], smpl_path, device="cpu")
         rows = _rows(est, repeats, warmup)
-        pointhmr_lines, numbers = pointhmr_rows(est.regressor, repeats, warmup)
+        pointhmr_lines, numbers = pointhmr_rows(est.regressor, smpl_path, scratch,
+                                                lambda e: _step_ms(e, repeats, warmup), repeats, warmup)
         est.close()
     lines = [f"CPU, {FRAME_HW[1]}x{FRAME_HW[0]} frame, median (p90) ms over {repeats} runs after {warmup} "
              f"warm-up runs; weights: {spin[2]}; body model: {smpl_note}.", "",

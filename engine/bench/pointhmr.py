@@ -1,7 +1,8 @@
 """PointHMR rows of `bench hmr`: forward ms on the CPU at its 224x224 input with 1 and 2
 torch threads, split into backbone / heads + heatmap sampling / transformer / mesh
 upsampling, its arithmetic (multiply-accumulates, counted by torch's FLOP counter) against
-HMR's, and the memory it adds.
+HMR's, one estimator step (box, crop, forward, SMPL joints, camera, keypoints) on the HMR
+rows' frame, and the memory it adds.
 
 Weights: the installed "pointhmr" files, else seeded weights on the repository's reference
 mesh stand-ins (tests/data/pointhmr_reference): same architecture, same arithmetic.
@@ -9,25 +10,28 @@ mesh stand-ins (tests/data/pointhmr_reference): same architecture, same arithmet
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.bench import median_ms, peak_rss_mb
-from engine.body.pointhmr import INPUT_RES, PointHmr, load_mesh_arrays, load_pointhmr
-from engine.body.pointhmr_backend import MESH_FILES, POINTHMR_MODEL
+from engine.body.pointhmr import INPUT_RES, PointHmr, load_mesh_arrays
+from engine.body.pointhmr_backend import MESH_FILES, POINTHMR_MODEL, PointHmrBodyEstimator
 from engine.nets.seeded import seeded_state_dict
 from engine.paths import repo_root
 
 log = logging.getLogger(__name__)
 
 THREADS = (1, 2)
+StepTimer = Callable[[PointHmrBodyEstimator], tuple[float, float]]
 # Measured on 2026-12-07 on this 2-core machine (load average 0.9) by a throwaway script that
 # builds the official network as tools/make_pointhmr_reference.py does: forward b1, no_grad.
 OFFICIAL_B1_MS = {1: 1164.0, 2: 670.0}
 
 
-def _model() -> tuple[PointHmr, str]:
+def _estimator(smpl_path: Path, scratch: Path) -> tuple[PointHmrBodyEstimator, str]:
     try:
         from engine.weights.store import model_status
         status = model_status(POINTHMR_MODEL)
@@ -35,13 +39,15 @@ def _model() -> tuple[PointHmr, str]:
         log.info("weights store unavailable (%s)", exc)
         status = None
     if status is not None and status.state == "installed":
-        mesh = load_mesh_arrays(*(status.paths[k] for k in MESH_FILES))
-        return load_pointhmr(status.paths["checkpoint"], mesh), "installed PointHMR checkpoint"
+        return PointHmrBodyEstimator(status.paths, smpl_path, device="cpu"), "installed PointHMR checkpoint"
     ref = repo_root() / "tests/data/pointhmr_reference"
-    mesh = load_mesh_arrays(ref / "mesh_downsampling.npz", ref / "smpl_431_adjmat_indices.pt",
-                            ref / "smpl_431_adjmat_values.pt", ref / "smpl_431_adjmat_size.pt")
-    template = PointHmr(mesh).state_dict()
-    return load_pointhmr(seeded_state_dict(template, 1), mesh), "seeded weights (official layout)"
+    paths: dict[str, str | Path] = dict(zip(MESH_FILES, (
+        ref / "mesh_downsampling.npz", ref / "smpl_431_adjmat_indices.pt", ref / "smpl_431_adjmat_values.pt",
+        ref / "smpl_431_adjmat_size.pt")))
+    template = PointHmr(load_mesh_arrays(*(paths[k] for k in MESH_FILES))).state_dict()
+    paths["checkpoint"] = scratch / "pointhmr_seeded.bin"
+    torch.save(seeded_state_dict(template, 1), paths["checkpoint"])
+    return PointHmrBodyEstimator(paths, smpl_path, device="cpu"), "seeded weights (official layout)"
 
 
 def multiply_accumulates(model: torch.nn.Module, x: torch.Tensor) -> float:
@@ -52,10 +58,13 @@ def multiply_accumulates(model: torch.nn.Module, x: torch.Tensor) -> float:
     return counter.get_total_flops() / 2e9
 
 
-def rows(hmr_net: torch.nn.Module, repeats: int, warmup: int) -> tuple[list[str], dict[str, float]]:
-    """Markdown lines and the numbers (for the ratio to HMR) of the PointHMR section."""
+def rows(hmr_net: torch.nn.Module, smpl_path: Path, scratch: Path, step_ms: StepTimer, repeats: int,
+         warmup: int) -> tuple[list[str], dict[str, float]]:
+    """Markdown lines and the numbers (for the ratio to HMR) of the PointHMR section.
+    step_ms(estimator) times one estimator step on the HMR rows' frame."""
     rss_before = peak_rss_mb()
-    model, note = _model()
+    est, note = _estimator(smpl_path, scratch)
+    model = est.regressor
     x = torch.zeros(1, 3, INPUT_RES, INPUT_RES)
     gmac, gmac_hmr = multiply_accumulates(model, x), multiply_accumulates(hmr_net, x)
 
@@ -77,7 +86,7 @@ def rows(hmr_net: torch.nn.Module, repeats: int, warmup: int) -> tuple[list[str]
 
     table = ["| torch threads | forward b1 (with heatmaps) | forward b1, estimator (no heatmaps) | backbone | "
              "heads + heatmap sampling | transformer | mesh upsampling | HMR forward b1 | PointHMR / HMR | "
-             "official code b1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "official code b1 | estimator step |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     numbers: dict[str, float] = {"gmac": gmac, "gmac_hmr": gmac_hmr}
     previous = torch.get_num_threads()
     try:
@@ -92,12 +101,15 @@ def rows(hmr_net: torch.nn.Module, repeats: int, warmup: int) -> tuple[list[str]
             transformer = timed(lambda: tr(tokens))
             up = timed(upsample)
             hmr = timed(lambda: hmr_net(x))
+            step = step_ms(est)
             numbers[f"ratio_{threads}"] = bare[0] / hmr[0]
             table.append(f"| {threads} | {full[0]:.0f} ({full[1]:.0f}) | {bare[0]:.0f} ({bare[1]:.0f}) | {backbone[0]:.0f} | "
                          f"{heads_total[0]:.0f} (sampling alone {sampling[0]:.1f}) | {transformer[0] - up[0]:.0f} | "
-                         f"{up[0]:.1f} | {hmr[0]:.0f} | {bare[0] / hmr[0]:.1f}x | {OFFICIAL_B1_MS[threads]:.0f} |")
+                         f"{up[0]:.1f} | {hmr[0]:.0f} | {bare[0] / hmr[0]:.1f}x | {OFFICIAL_B1_MS[threads]:.0f} | "
+                         f"{step[0]:.0f} ({step[1]:.0f}) |")
     finally:
         torch.set_num_threads(previous)
+        est.close()
     lines = [f"PointHMR, CPU, one 224x224 crop, median (p90) ms over {repeats} runs after {warmup} warm-up runs; "
              f"weights: {note}.", "", *table, "",
              f"Arithmetic per forward: PointHMR {gmac:.1f} GMAC, HMR {gmac_hmr:.1f} GMAC "

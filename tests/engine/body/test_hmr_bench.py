@@ -14,5 +14,5 @@ def test_bench_runs_and_reports_both_thread_counts(shared_dir):
     assert "seeded reference checkpoint" in body and "stand-in" in body
     pointhmr = body[body.index("### PointHMR"):]
     rows = [line for line in pointhmr.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
-    assert len(rows) == 2 and all(len(row.split("|")) == 12 for row in rows), pointhmr
+    assert len(rows) == 2 and all(len(row.split("|")) == 13 for row in rows), pointhmr
     assert "GMAC" in pointhmr and "Target: PointHMR's forward at most 2x HMR's. Measured:" in pointhmr
