@@ -79,3 +79,18 @@ def _sanitized_qt_environment():
     for var in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
         os.environ.pop(var, None)
 
+
+@pytest.fixture(scope="session")
+def test_device():
+    """The torch device the parity tests run on: $HOLOCAP_TEST_DEVICE (default "cpu";
+    tools/gpu_check.sh sets "cuda"). CUDA asked for and absent is a failure, not a skip.
+    TF32 is off on CUDA: the parity bounds are float32's."""
+    import torch
+
+    name = os.environ.get("HOLOCAP_TEST_DEVICE", "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            pytest.fail(f"HOLOCAP_TEST_DEVICE={name}, but torch {torch.__version__} sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch.device(name)

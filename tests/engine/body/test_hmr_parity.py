@@ -26,19 +26,19 @@ def golden(unxz):
 
 
 @pytest.fixture(scope="module")
-def outputs(spin_files, golden):
+def outputs(spin_files, golden, test_device):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = load_hmr(*spin_files)
+        model = load_hmr(*spin_files, device=test_device)
         with torch.inference_mode():
-            images = torch.from_numpy(golden["images"])
+            images = torch.from_numpy(golden["images"]).to(test_device)
             rotmat, betas, cam = model(images)
             feature = model.features(images)
     finally:
         torch.set_num_threads(threads)
-    return {"rotmat": rotmat.numpy(), "betas": betas.numpy(), "cam": cam.numpy(),
-            "feat_avgpool": feature.numpy(), "model": model}
+    return {"rotmat": rotmat.cpu().numpy(), "betas": betas.cpu().numpy(), "cam": cam.cpu().numpy(),
+            "feat_avgpool": feature.cpu().numpy(), "model": model.cpu()}
 
 
 @pytest.mark.parametrize("key", ["rotmat", "betas", "cam"])

@@ -51,7 +51,7 @@ def _inputs(ref: Path, meta: dict) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def reference(reference_dir):
+def reference(reference_dir, test_device):
     ref = Path(reference_dir)
     if not (ref / "meta.json").is_file():
         pytest.fail(f"{ref}: not a PointHMR reference (no meta.json)")
@@ -65,11 +65,11 @@ def reference(reference_dir):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the reference was computed
     try:
-        model = load_pointhmr(state, mesh)
+        model = load_pointhmr(state, mesh, test_device)
         features = {}
         hook = model.backbone.register_forward_hook(lambda m, i, o: features.update(x=o[0], x2=o[1]))
         with torch.inference_mode():
-            out = model(torch.from_numpy(_inputs(ref, meta)))
+            out = model(torch.from_numpy(_inputs(ref, meta)).to(test_device))
         hook.remove()
     finally:
         torch.set_num_threads(threads)
@@ -81,7 +81,7 @@ def reference(reference_dir):
         got[f"backbone_{name}_std"] = f.std(dim=(2, 3))
     with np.load(ref / "outputs.npz") as z:
         want = {k: z[k] for k in z.files}
-    return {"meta": meta, "template": template, "got": {k: v.numpy() for k, v in got.items()}, "want": want}
+    return {"meta": meta, "template": template, "got": {k: v.cpu().numpy() for k, v in got.items()}, "want": want}
 
 
 def test_layout_is_the_official_one(reference):

@@ -33,9 +33,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def regressor(shared_file, one_thread):
+def regressor(shared_file, one_thread, test_device):
     return load_regressor(shared_file(f"{REF}/assets/mb05_120x120.pth"),
-                          shared_file(f"{REF}/assets/param_mean_std_62d_120x120.pkl"))
+                          shared_file(f"{REF}/assets/param_mean_std_62d_120x120.pkl"), device=test_device)
 
 
 @pytest.fixture(scope="module")

@@ -35,15 +35,15 @@ def monoport_golden(unxz):
 
 
 @pytest.fixture(scope="module")
-def pifu_model(unxz, pifu_golden, _single_thread):
-    model = load_pifu(unxz("reference/pifu/pifu_netG.pth.xz"), unxz("reference/pifu/pifu_netC.pth.xz"))
+def pifu_model(unxz, pifu_golden, _single_thread, test_device):
+    model = load_pifu(unxz("reference/pifu/pifu_netG.pth.xz"), unxz("reference/pifu/pifu_netC.pth.xz"), test_device)
     model.filter(torch.from_numpy(pifu_golden["image"]))
     return model
 
 
 @pytest.fixture(scope="module")
-def monoport_model(unxz, monoport_golden, _single_thread):
-    model = load_pifu(unxz("reference/pifu/monoport_netG.pth.xz"))
+def monoport_model(unxz, monoport_golden, _single_thread, test_device):
+    model = load_pifu(unxz("reference/pifu/monoport_netG.pth.xz"), device=test_device)
     model.filter(torch.from_numpy(monoport_golden["image"]))
     return model
 
@@ -76,39 +76,39 @@ def test_pifu_netc_own_feature_checksum(pifu_model, readme):
 def test_pifu_occupancy_and_logits(pifu_model, pifu_golden):
     points = torch.from_numpy(pifu_golden["points"])
     calib = torch.from_numpy(pifu_golden["calib"])
-    occ = pifu_model.query(points, calib).numpy()
+    occ = pifu_model.query(points, calib).cpu().numpy()
     assert occ.shape == pifu_golden["occ"].shape
     np.testing.assert_allclose(occ, pifu_golden["occ"], rtol=0, atol=ABS)
-    logits = pifu_model.query_logits(points, calib).numpy()
+    logits = pifu_model.query_logits(points, calib).cpu().numpy()
     np.testing.assert_allclose(logits, pifu_golden["occ_logit"], rtol=REL, atol=REL)
 
 
 def test_pifu_color_and_logits(pifu_model, pifu_golden):
     points = torch.from_numpy(pifu_golden["points"])
     calib = torch.from_numpy(pifu_golden["calib"])
-    rgb = pifu_model.query_color(points, calib).numpy()
+    rgb = pifu_model.query_color(points, calib).cpu().numpy()
     assert rgb.shape == pifu_golden["rgb"].shape
     np.testing.assert_allclose(rgb, pifu_golden["rgb"], rtol=0, atol=ABS)
-    logits = pifu_model.query_color_logits(points, calib).numpy()
+    logits = pifu_model.query_color_logits(points, calib).cpu().numpy()
     np.testing.assert_allclose(logits, pifu_golden["rgb_logit"], rtol=REL, atol=REL * np.abs(pifu_golden["rgb_logit"]).max())
 
 
 def test_pifu_points_outside_image(pifu_model, pifu_golden):
     points = torch.from_numpy(pifu_golden["points_out"])
     calib = torch.from_numpy(pifu_golden["calib"])
-    occ = pifu_model.query(points, calib).numpy()
+    occ = pifu_model.query(points, calib).cpu().numpy()
     assert np.all(occ == 0.0) and np.all(pifu_golden["occ_out"] == 0.0)
     # netC has no in-image mask: zero-padded features still give a colour.
-    np.testing.assert_allclose(pifu_model.query_color(points, calib).numpy(), pifu_golden["rgb_out"], rtol=0, atol=ABS)
+    np.testing.assert_allclose(pifu_model.query_color(points, calib).cpu().numpy(), pifu_golden["rgb_out"], rtol=0, atol=ABS)
 
 
 def test_monoport_checkpoint(monoport_model, monoport_golden, readme):
     points = torch.from_numpy(monoport_golden["points"])
     calib = torch.from_numpy(monoport_golden["calib"])
-    np.testing.assert_allclose(monoport_model.query(points, calib).numpy(), monoport_golden["occ"], rtol=0, atol=ABS)
-    np.testing.assert_allclose(monoport_model.query_logits(points, calib).numpy(), monoport_golden["occ_logit"],
+    np.testing.assert_allclose(monoport_model.query(points, calib).cpu().numpy(), monoport_golden["occ"], rtol=0, atol=ABS)
+    np.testing.assert_allclose(monoport_model.query_logits(points, calib).cpu().numpy(), monoport_golden["occ_logit"],
                                rtol=REL, atol=REL)
-    out = monoport_model.query(torch.from_numpy(monoport_golden["points_out"]), calib).numpy()
+    out = monoport_model.query(torch.from_numpy(monoport_golden["points_out"]), calib).cpu().numpy()
     assert np.all(out == 0.0)
     _close_rel(_checksum(monoport_model.features.g), readme["monoport_golden.npz"]["netG_last_feature"]["checksum"],
                "MonoPort last feature")
@@ -118,7 +118,7 @@ def test_pifu_checkpoint_reproduces_monoport_legacy_load(pifu_model, monoport_go
     # MonoPort's load_legacy_pifu on the PIFu net_G gives the PIFu occupancy (same math, renamed keys).
     points = torch.from_numpy(monoport_golden["points"])
     calib = torch.from_numpy(monoport_golden["calib"])
-    np.testing.assert_allclose(pifu_model.query(points, calib).numpy(), monoport_golden["occ_from_pifu_ckpt"],
+    np.testing.assert_allclose(pifu_model.query(points, calib).cpu().numpy(), monoport_golden["occ_from_pifu_ckpt"],
                                rtol=0, atol=ABS)
 
 
@@ -142,8 +142,8 @@ def test_pifu_field_matches_query_in_cube_coordinates(pifu_model, pifu_golden):
     field = PifuField(pifu_model, pifu_model.features, chunk=1000)  # chunked: 5 calls for 4608 points
     pifu_pts = torch.from_numpy(pifu_golden["points"])[0].T  # (N, 3) PIFu world
     cube_pts = pifu_pts * torch.tensor([1.0, -1.0, -1.0])
-    np.testing.assert_allclose(field.occupancy(cube_pts).numpy(), pifu_golden["occ"][0, 0], rtol=0, atol=ABS)
-    np.testing.assert_allclose(field.color(cube_pts).numpy(), pifu_golden["rgb"][0].T * 0.5 + 0.5, rtol=0, atol=ABS)
+    np.testing.assert_allclose(field.occupancy(cube_pts).cpu().numpy(), pifu_golden["occ"][0, 0], rtol=0, atol=ABS)
+    np.testing.assert_allclose(field.color(cube_pts).cpu().numpy(), pifu_golden["rgb"][0].T * 0.5 + 0.5, rtol=0, atol=ABS)
 
 
 def test_load_installed_without_weights_falls_back(caplog):
