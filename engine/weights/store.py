@@ -178,10 +178,17 @@ def _summarise(entry: ModelEntry, files: list[FileStatus]) -> ModelStatus:
         return ModelStatus(entry.name, "corrupt", {}, f"{entry.name}: {corrupt[0].detail}; using the offline default "
                            f"(run `python main.py weights fetch {entry.name}` to replace it)", tuple(files), tofu)
     if missing:
-        if all(f.urls for f in entry.files):
-            hint = f"run `python main.py weights fetch {entry.name}`"
+        by_key = {f.key: f for f in entry.files}
+        manual = [f"its {m.key.replace('_', ' ')} file (installed as {m.path.name})" for m in missing
+                  if not by_key[m.key].urls]
+        fetch = f"run `python main.py weights fetch {entry.name}`"
+        if not manual:
+            hint = fetch
         else:
-            hint = f"get it from its publisher and run `python main.py weights import PATH --name {entry.name}`"
+            source = entry.homepage or "its publisher"
+            hint = f"get {', '.join(manual)} from {source} and run `python main.py weights import PATH --name {entry.name}`"
+            if len(manual) < len(missing):
+                hint += f"; for the rest, {fetch}"
         return ModelStatus(entry.name, "missing", {}, f"{entry.name} is not installed ({missing[0].path.name}); "
                            f"using the offline default ({hint})", tuple(files), tofu)
     how = "trusted on first use" if tofu else "sha256 verified"

@@ -110,3 +110,17 @@ def test_manifest_error_is_missing_not_a_crash(write_manifest, weights_root) -> 
     write_manifest("[[models]]\nname = 'x'\n")
     status = model_status("x")
     assert status.state == "missing" and "missing field" in status.message
+
+
+def test_missing_message_says_which_files_to_import_and_which_to_fetch(weights_root, write_manifest) -> None:
+    # A model like PointHMR: a checkpoint the user must import, data files that can be fetched.
+    write_manifest(model_toml("mixed", [
+        {"key": "checkpoint", "path": "mixed/net.bin", "urls": []},
+        {"key": "mesh_data", "path": "mixed/mesh.npz", "urls": ["http://example.invalid/mesh.npz"]}]))
+    message = model_status("mixed").message
+    assert "get its checkpoint file (installed as net.bin) from its publisher" in message
+    assert "weights import PATH --name mixed" in message and "for the rest, run `python main.py weights fetch mixed`" in message
+    (weights_root / "mixed").mkdir(parents=True)
+    (weights_root / "mixed/net.bin").write_bytes(b"imported")
+    message = model_status("mixed").message
+    assert "weights fetch mixed" in message and "import" not in message
