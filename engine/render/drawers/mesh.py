@@ -20,6 +20,7 @@ class MeshDrawer:
         self._slots: dict[str, VertexArray] = {}
         self._incidence: dict[str, sparse.csr_matrix] = {}  # per slot, for its current topology
         self._colour_source: dict[str, np.ndarray] = {}  # per slot, the colours last uploaded
+        self._vertex_source: dict[str, np.ndarray] = {}  # per slot, the vertices last uploaded
 
     def draw(self, slot: str, vertices: np.ndarray, faces: np.ndarray, model_view: np.ndarray,
              projection: np.ndarray, albedo: tuple[float, float, float], shading: str = "phong",
@@ -37,9 +38,14 @@ class MeshDrawer:
             vao = self._slots[slot] = VertexArray(with_normals=True, with_indices=True, with_colours=True)
         faces = np.asarray(faces)
         incidence = self._incidence.get(slot)
-        if vao.set_indices(faces) or incidence is None or incidence.shape[0] != len(vertices):
+        new_topology = vao.set_indices(faces) or incidence is None or incidence.shape[0] != len(vertices)
+        if new_topology:
             self._incidence[slot] = incidence_matrix(faces, len(vertices))
-        vao.set_positions(vertices, vertex_normals(vertices, faces, self._incidence[slot]))
+        # Results arrive slower than the display repaints: the same vertex array (the same
+        # result) keeps its normals and its upload.
+        if new_topology or self._vertex_source.get(slot) is not vertices:
+            vao.set_positions(vertices, vertex_normals(vertices, faces, self._incidence[slot]))
+            self._vertex_source[slot] = vertices
         textured = shading == "textured" and colours is not None and len(colours) == len(vertices)
         if not textured and shading == "textured":
             shading = "phong"
@@ -99,6 +105,7 @@ class MeshDrawer:
         self._slots.clear()
         self._incidence.clear()
         self._colour_source.clear()
+        self._vertex_source.clear()
         self._program.close()
         self._lines.close()
 
