@@ -55,6 +55,7 @@ class VertexColourTrack:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="holocap-colours") if background else None
         self._job: Future | None = None
         self._last_submit = -np.inf
+        self._plain: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -97,8 +98,17 @@ class VertexColourTrack:
         with self._lock:
             filled = self._filled
         if filled is None or len(filled) != count:
-            return np.tile(np.asarray(FILL_BGR, np.uint8), (count, 1))
+            return self._plain_fill(count)
         return filled  # read-only, shared by the frames until the next sample
+
+    def _plain_fill(self, count: int) -> np.ndarray:
+        """The colours before the first sample: one read-only array per vertex count, so
+        the frames until then share it (and a renderer uploads it once)."""
+        if self._plain is None or len(self._plain) != count:
+            plain = np.tile(np.asarray(FILL_BGR, np.uint8), (count, 1))
+            plain.flags.writeable = False
+            self._plain = plain
+        return self._plain
 
     def close(self) -> None:
         if self._executor is not None:
