@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -31,21 +29,15 @@ log = logging.getLogger("gpu_timing")
 
 
 def timed_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> tuple[float, float]:
-    """Median and minimum wall ms of fn, synchronising the device around each run."""
-    def sync() -> None:
+    """engine.bench.median_ms (median, p90) of fn, with the device synchronised after each
+    call so that queued GPU work is counted."""
+    from engine.bench import median_ms
+
+    def synced() -> None:
+        fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        fn()
-    sync()
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        runs.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(runs), min(runs)
+    return median_ms(synced, repeats, warmup)
 
 
 def _precision(device: torch.device, half: bool):
@@ -112,14 +104,14 @@ def table(device: torch.device, quick: bool) -> str:
     pifu = f"PIFu 512x512: filter + lossless localisation {schedule[0]}-{schedule[-1]} + colour render"
     # float16 on the CPU is not what a CPU user would run: CPU rows are float32 only.
     precisions = (False, True) if device.type == "cuda" else (False,)
-    rows = ["| stage | precision | ms median (min) | per second (median) |", "|---|---|---:|---:|"]
+    rows = ["| stage | precision | ms median (p90) | per second (median) |", "|---|---|---:|---:|"]
     for name, make in ((pifu, lambda d, h: pifu_frame(d, h, schedule)),
                        ("HMR forward b1, 224x224", hmr_forward), ("3DDFA_V2 MobileNetV1 forward b1, 120x120", tddfa_forward),
                        ("PointHMR forward b1, 224x224 (no heatmaps)", pointhmr_forward)):
         for half in precisions:
             fn = make(device, half)
-            med, best = timed_ms(fn, device, repeats if "PIFu" not in name else max(1, repeats // 4), warmup)
-            rows.append(f"| {name} | {'float16 autocast' if half else 'float32'} | {med:.1f} ({best:.1f}) | "
+            med, p90 = timed_ms(fn, device, repeats if "PIFu" not in name else max(1, repeats // 4), warmup)
+            rows.append(f"| {name} | {'float16 autocast' if half else 'float32'} | {med:.1f} ({p90:.1f}) | "
                         f"{1e3 / med:.1f} |")
     what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     return "\n".join([f"Device: {what}; torch {torch.__version__}; {repeats} runs after {warmup} warm-up runs.", "",
