@@ -1,7 +1,8 @@
-"""Command-line options of the test suite, as a plugin that `./holocap test` (and pytest.ini)
-load with `-p tests.pytest_options` before the command line is read: an option defined
-only in a conftest is unknown at that point, so pytest would take the value of
-`--pointhmr-reference DIR` for a test path and look for tests (and its rootdir) there."""
+"""Command-line options of the test suite, as a plugin that pytest.ini's addopts load
+(`-p tests.pytest_options`) before the command line is read: an option defined only in a
+conftest is unknown at that point, so pytest would take the value of
+`--pointhmr-reference DIR` for a test path and look for tests (and its rootdir) there.
+`./holocap test` names pytest.ini with -c so that it is read whatever the arguments."""
 from __future__ import annotations
 
 

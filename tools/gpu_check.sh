@@ -37,7 +37,7 @@ fi
 echo "gpu_check: device $device, python $py" >&2
 
 export HOLOCAP_TEST_DEVICE=$device HOLOCAP_NO_SKIPS=1
-"$py" -m pytest -c pytest.ini -p tests.pytest_options -p no:cacheprovider -q \
+"$py" -m pytest -c pytest.ini -p no:cacheprovider -q \
   tests/engine/body/test_hmr_parity.py tests/engine/body/test_pointhmr_parity.py \
   tests/engine/volume/test_pifu_parity.py tests/engine/face/test_tddfa_parity.py
 
