@@ -23,7 +23,7 @@ from engine.body.hmr import (BOX_UNIT_PX, box_from_landmarks, box_from_xyxy, cro
                              image_translation, load_hmr)
 from engine.body.result import BodyResult
 from engine.body.rotations import rotmat_to_axis_angle
-from engine.body.smpl_io import SmplLayer, load_smpl
+from engine.body.smpl_io import SmplLayer, SmplModelData, load_smpl
 from engine.body.smpl_topology import MEDIAPIPE_FROM_SMPL, SMPL_NUM_VERTICES, KeypointSource
 from engine.pinhole import PinholeCamera
 from engine.device import resolve_device
@@ -95,25 +95,26 @@ class HmrBodyEstimator:
     def __init__(self, checkpoint_path: str | Path, mean_params_path: str | Path, smpl_path: str | Path,
                  device: str = "cpu", hfov_deg: float = 60.0, min_visibility: float = 0.5,
                  smooth_box: bool = True) -> None:
-        self._init_common(smpl_path, device, hfov_deg, min_visibility, smooth_box)
+        smpl = self._init_common(smpl_path, device, hfov_deg, min_visibility, smooth_box)
         self._net = load_hmr(checkpoint_path, mean_params_path, self.device)
-        self._smpl = SmplLayer(self._smpl_data, num_betas=10).to(self.device).eval()
+        self._smpl = SmplLayer(smpl, num_betas=10).to(self.device).eval()
 
     def _init_common(self, smpl_path: str | Path, device: str, hfov_deg: float, min_visibility: float,
-                     smooth_box: bool) -> None:
-        """What every SMPL regressor needs: device, camera, box filter and the SMPL file."""
+                     smooth_box: bool) -> SmplModelData:
+        """What every SMPL regressor needs: device, camera, box filter and the SMPL file
+        (returned, for the caller to keep only what it uses of it)."""
         self.device = resolve_device(device)
         self.hfov_deg = float(hfov_deg)
         self.min_visibility = float(min_visibility)
         # Box as (cx, cy, side) in pixels; beta in 1/px: fast moves open the cut-off, no lag.
         self._box_filter = OneEuroFilter(min_cutoff=1.0, beta=0.02) if smooth_box else None
         smpl = load_smpl(smpl_path)
-        self._smpl_data = smpl
         self._faces = smpl.faces
         self._keypoints = KeypointTable.build(MEDIAPIPE_FROM_SMPL, smpl.num_vertices, smpl.num_joints)
         if smpl.num_vertices != SMPL_NUM_VERTICES:
             log.warning("SMPL-format model with %d vertices (SMPL has %d): face, hand and foot keypoints "
                         "are not available", smpl.num_vertices, SMPL_NUM_VERTICES)
+        return smpl
 
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One normalised (1, 3, 224, 224) crop -> root-relative vertices (V, 3), joints

@@ -36,13 +36,13 @@ class PointHmrBodyEstimator(HmrBodyEstimator):
 
     def __init__(self, paths: dict[str, str | Path], smpl_path: str | Path, device: str = "cpu",
                  hfov_deg: float = 60.0, min_visibility: float = 0.5, smooth_box: bool = True) -> None:
-        self._init_common(smpl_path, device, hfov_deg, min_visibility, smooth_box)
-        if self._smpl_data.num_vertices != FULL_VERTICES:
-            raise ValueError(f"{smpl_path}: {self._smpl_data.num_vertices} vertices; PointHMR predicts "
+        smpl = self._init_common(smpl_path, device, hfov_deg, min_visibility, smooth_box)
+        if smpl.num_vertices != FULL_VERTICES:
+            raise ValueError(f"{smpl_path}: {smpl.num_vertices} vertices; PointHMR predicts "
                              f"SMPL's {FULL_VERTICES}")
         mesh = load_mesh_arrays(*(paths[k] for k in MESH_FILES))
         self._net = load_pointhmr(paths["checkpoint"], mesh, self.device)
-        self._joint_regressor = torch.from_numpy(self._smpl_data.J_regressor).to(self.device)
+        self._joint_regressor = torch.from_numpy(smpl.J_regressor).to(self.device)
         self._smpl = None  # type: ignore[assignment]  # no parametric model to pose
 
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
