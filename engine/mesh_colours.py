@@ -4,8 +4,9 @@ Each frame, the vertices the camera sees are sampled from the image (bilinear). 
 means: in front of the mesh's own depth at that pixel (a z-buffer of the mesh, so the far
 side of a fold or the back of the head is not painted with the front's colours) and not
 seen edge-on (there one pixel smears over many vertices). Seen colours are blended over
-time for stability; vertices that turn away keep what they had; vertices never seen get
-the mean of the seen ones (a plausible fill rather than a hole or noise).
+time for stability; vertices that turn away keep what they had; vertices never seen
+continue the colours of seen neighbours, else take the mean of the seen ones (a plausible
+fill rather than a hole or noise).
 
 On video the sampling (a z-buffer of the mesh and its normals: 4-7 ms per mesh on 2 cores)
 runs on a helper thread of the track, off the stage's own path, about 8 times a second: a
@@ -42,6 +43,10 @@ SAMPLE_INTERVAL_S = 0.125
 #: Never-seen vertices take the colour of seen ones up to this many edges away (the thin
 #: unseen band along a silhouette continues the colours beside it); the rest, the mean.
 FILL_RINGS = 12
+#: The fill's plan is remade when this fraction of the vertices were first seen since it was
+#: made (the set grows a little with almost every sample of a video, and a plan costs more
+#: than a fill; the newly seen keep their own colours meanwhile).
+PLAN_STALE_FRACTION = 0.02
 
 
 
@@ -65,6 +70,7 @@ class VertexColourTrack:
             self._topology: np.ndarray | None = None  # the triangles `_incidence` was built for
             self._incidence = None
             self._adjacency = None  # (V, V) sparse vertex adjacency, for the fill
+            self._fill_plan: FillPlan | None = None  # for the `known` set it was made for
             self._filled: np.ndarray | None = None  # (V, 3) uint8 BGR: colours with the unseen filled
             self._generation = getattr(self, "_generation", 0) + 1  # a running job's result is dropped
 
@@ -119,6 +125,7 @@ class VertexColourTrack:
         if self._topology is None or not (triangles is self._topology or np.array_equal(triangles, self._topology)):
             self._topology, self._incidence = triangles, incidence_matrix(np.asarray(triangles), len(v))
             self._adjacency = vertex_adjacency(np.asarray(triangles), len(v))
+            self._fill_plan = None
         normals = vertex_normals(v, triangles, self._incidence)
         visible = visible_vertices(uv, v, triangles, image.shape[:2], normals)
         if person_mask is not None and person_mask.shape[:2] == image.shape[:2]:
@@ -136,7 +143,12 @@ class VertexColourTrack:
             self._colours[visible] += alpha * (sample - self._colours[visible])
             self._seen[visible] = np.minimum(seen + 1.0, 1000.0)
             colours, known = self._colours.copy(), self._seen > 0
-        filled = np.clip(fill_unseen(colours, known, self._adjacency) + 0.5, 0, 255).astype(np.uint8)
+        plan = self._fill_plan
+        if plan is None or np.count_nonzero(known & ~plan.known) > PLAN_STALE_FRACTION * len(known):
+            plan = self._fill_plan = FillPlan(known, self._adjacency)
+        out = plan.apply(colours)
+        out[known] = colours[known]  # seen since the plan was made: their own colours
+        filled = np.clip(out + 0.5, 0, 255).astype(np.uint8)
         filled.flags.writeable = False  # handed to every frame's result until the next sample
         with self._lock:
             if generation == self._generation:
@@ -158,23 +170,42 @@ def vertex_adjacency(triangles: np.ndarray, count: int):
 def fill_unseen(colours: np.ndarray, known: np.ndarray, adjacency, rings: int = FILL_RINGS) -> np.ndarray:
     """(V, 3) colours with the never-seen vertices filled: from seen neighbours, ring by ring
     (up to `rings` edges away), then the mean of the seen ones."""
-    out = np.array(colours, np.float32)
-    if not known.any():
-        out[:] = FILL_BGR
+    return FillPlan(known, adjacency, rings).apply(colours)
+
+
+class FillPlan:
+    """How `fill_unseen` fills the never-seen vertices of one `known` set, as one small sparse
+    operator per ring: the set stops changing a few seconds into a video, so a track reuses the
+    plan and a fill costs a few small products instead of rings of whole-mesh ones."""
+
+    def __init__(self, known: np.ndarray, adjacency, rings: int = FILL_RINGS) -> None:
+        from scipy import sparse
+
+        self.known = np.array(known, bool)
+        self.rings: list[tuple[np.ndarray, object]] = []  # (rows grown, their averaging operator)
+        have = self.known.astype(np.float32)
+        for _ in range(rings if adjacency is not None and self.known.any() else 0):
+            if have.all():
+                break
+            count = adjacency @ have
+            grow = np.flatnonzero((have == 0) & (count > 0))
+            if len(grow) == 0:
+                break
+            # Row r of the operator averages r's neighbours that have a colour by now.
+            operator = sparse.diags(1.0 / count[grow]) @ adjacency[grow] @ sparse.diags(have)
+            self.rings.append((grow, sparse.csr_matrix(operator, dtype=np.float32)))
+            have[grow] = 1.0
+        self.rest = np.flatnonzero(have == 0)
+
+    def apply(self, colours: np.ndarray) -> np.ndarray:
+        out = np.array(colours, np.float32)
+        if not self.known.any():
+            out[:] = FILL_BGR
+            return out
+        for grow, operator in self.rings:
+            out[grow] = operator @ out
+        out[self.rest] = out[self.known].mean(axis=0)
         return out
-    have = known.astype(np.float32)
-    for _ in range(rings if adjacency is not None else 0):
-        if have.all():
-            break
-        total = adjacency @ (out * have[:, None])
-        count = adjacency @ have
-        grow = (have == 0) & (count > 0)
-        if not grow.any():
-            break
-        out[grow] = total[grow] / count[grow][:, None]
-        have[grow] = 1.0
-    out[have == 0] = out[known].mean(axis=0)
-    return out
 
 
 def visible_vertices(uv: np.ndarray, vertices_camera: np.ndarray, triangles: np.ndarray,
