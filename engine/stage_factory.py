@@ -38,6 +38,7 @@ class StageOptions:
     volume_yaw_deg: float = 30.0  # the live volume view's orbit angle
     volume_quality: str | None = None  # None: the settings' schedule; auto | low | medium | high
     target_fps: float | None = None  # the volume's frame-time budget (None: 30)
+    mesh_colours: bool = True  # sample the person's colours onto face/body meshes (see engine.mesh_colours)
 
 
 def resolve_stage_names(requested: list[str] | tuple[str, ...]) -> list[str]:
@@ -74,7 +75,8 @@ def build_face(options: StageOptions) -> Stage:
     _progress(options, "loading the face model…")
     settings = FaceSettings(backend=options.face_backend, smoothing=options.smoothing,
                             hfov_deg=options.hfov_deg, export_dir=options.export_dir,
-                            device=options.device, still_images=options.static_images)
+                            device=options.device, still_images=options.static_images,
+                            colours=options.mesh_colours)
     return FaceStage(settings, on_progress=options.on_progress)
 
 
@@ -84,7 +86,8 @@ def build_body(options: StageOptions) -> Stage:
     _progress(options, "loading the body model (the first run builds and caches Anny, ~1 min)…")
     settings = BodySettings(backend=options.body_backend, smoothing=options.smoothing,
                             hfov_deg=options.hfov_deg, export_dir=options.export_dir,
-                            device=options.device, person=options.person, still_images=options.static_images)
+                            device=options.device, person=options.person, still_images=options.static_images,
+                            colours=options.mesh_colours)
     return BodyStage(settings, on_progress=options.on_progress)
 
 

@@ -43,7 +43,9 @@ class BodySettings:
     an export is requested (None = not set). device: torch device for HMR ("auto"|"cpu"|"cuda").
     mesh: produce the full mesh every frame (False = keypoints and joints only).
     still_images: the frames are unrelated photos: each is fitted from a fresh start (no
-    warm start, shape or smoothing carried over from another person), with more steps."""
+    warm start, shape or smoothing carried over from another person), with more steps.
+    colours: sample the person's colours onto the mesh (engine.mesh_colours); off where
+    nothing shows or writes them (a headless run without mesh exports, outputs or recording)."""
 
     backend: str = "auto"
     hfov_deg: float = 60.0
@@ -53,6 +55,7 @@ class BodySettings:
     device: str = "auto"
     mesh: bool = True
     still_images: bool = False
+    colours: bool = True
 
 
 # A photo is fitted once, from the closed-form start: twice the steps of a video's first frame.
@@ -120,7 +123,7 @@ class BodyStage:
             result = self._hmr.process(frame, perception)
         else:
             result = self._process_anny(frame, perception)
-        if result is not None and len(result.vertices) and len(result.faces):
+        if self.settings.colours and result is not None and len(result.vertices) and len(result.faces):
             if self.settings.still_images:
                 self._colours.reset()  # another photo, maybe another person
             pixels = result.vertex_pixels()

@@ -43,6 +43,8 @@ class FaceSettings:
     device: torch device for 3DDFA ("auto" | "cpu" | "cuda").
     still_images: the frames are unrelated photos (an image folder): each is fitted from
         scratch to convergence, without smoothing or a warm start from the previous one.
+    colours: sample the person's colours onto the mesh (engine.mesh_colours); off where
+        nothing shows or writes them (a headless run without mesh exports, outputs or recording).
     fit / filters: the fitter's settings (offline back-ends)."""
 
     backend: str = "auto"
@@ -52,6 +54,7 @@ class FaceSettings:
     export_format: str = ".obj"
     device: str = "auto"
     still_images: bool = False
+    colours: bool = True
     fit: FitSettings = field(default_factory=FitSettings)
     filters: SmoothingSettings = field(default_factory=SmoothingSettings)
 
@@ -223,7 +226,7 @@ class FaceStage:
             result = self._tddfa.process(frame, perception)
         else:
             result = self._process_fit(frame, perception)
-        if result is not None:
+        if self.settings.colours and result is not None:
             if self.settings.still_images:
                 self._colours.reset()  # another photo, maybe another person
             colours = self._colours.update(frame.image, result.vertices_image, result.vertices_camera,

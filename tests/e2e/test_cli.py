@@ -133,6 +133,9 @@ def test_export_meshes_writes_loadable_face_and_body_meshes(shared_file, tmp_pat
     assert len(mesh.vertices) > 1000 and len(mesh.faces) > 1000
     extent = mesh.bounds[1] - mesh.bounds[0]
     assert 1.0 < extent.max() < 2.5  # metres: a person-sized body
+    # An export asks for the person's colours (plain headless runs skip sampling them).
+    colours = mesh.visual.vertex_colors[:, :3]
+    assert len(np.unique(colours, axis=0)) > 50
 
 
 def test_gui_without_a_display_says_so(monkeypatch):
