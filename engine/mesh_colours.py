@@ -175,8 +175,9 @@ def fill_unseen(colours: np.ndarray, known: np.ndarray, adjacency, rings: int = 
 
 class FillPlan:
     """How `fill_unseen` fills the never-seen vertices of one `known` set, as one small sparse
-    operator per ring: the set stops changing a few seconds into a video, so a track reuses the
-    plan and a fill costs a few small products instead of rings of whole-mesh ones."""
+    operator per ring: on video the set changes little from one sample to the next, so a track
+    reuses the plan (see PLAN_STALE_FRACTION) and a fill costs a few small products instead of
+    rings of whole-mesh ones."""
 
     def __init__(self, known: np.ndarray, adjacency, rings: int = FILL_RINGS) -> None:
         from scipy import sparse

@@ -45,7 +45,7 @@ class BodySettings:
     still_images: the frames are unrelated photos: each is fitted from a fresh start (no
     warm start, shape or smoothing carried over from another person), with more steps.
     colours: sample the person's colours onto the mesh (engine.mesh_colours); off where
-    nothing shows or writes them (a headless run without mesh exports, outputs or recording)."""
+    nothing shows or writes them (a headless run without mesh exports or a recording)."""
 
     backend: str = "auto"
     hfov_deg: float = 60.0

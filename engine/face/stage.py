@@ -44,7 +44,7 @@ class FaceSettings:
     still_images: the frames are unrelated photos (an image folder): each is fitted from
         scratch to convergence, without smoothing or a warm start from the previous one.
     colours: sample the person's colours onto the mesh (engine.mesh_colours); off where
-        nothing shows or writes them (a headless run without mesh exports, outputs or recording).
+        nothing shows or writes them (a headless run without mesh exports or a recording).
     fit / filters: the fitter's settings (offline back-ends)."""
 
     backend: str = "auto"
