@@ -83,11 +83,12 @@ def tddfa_forward(device: torch.device, half: bool) -> Callable[[], object]:
 
 
 def pointhmr_forward(device: torch.device, half: bool) -> Callable[[], object]:
+    from engine.bench.pointhmr import reference_mesh_paths
     from engine.body.pointhmr import PointHmr, load_mesh_arrays
+    from engine.body.pointhmr_backend import MESH_FILES
 
-    ref = REPO / "tests/data/pointhmr_reference"
-    mesh = load_mesh_arrays(ref / "mesh_downsampling.npz", ref / "smpl_431_adjmat_indices.pt",
-                            ref / "smpl_431_adjmat_values.pt", ref / "smpl_431_adjmat_size.pt")
+    paths = reference_mesh_paths()
+    mesh = load_mesh_arrays(*(paths[k] for k in MESH_FILES))
     net = PointHmr(mesh).to(device).eval()
     x = torch.zeros(1, 3, 224, 224, device=device)
     return lambda: _run(net, x, device, half, heatmaps=False)

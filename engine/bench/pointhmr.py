@@ -31,6 +31,14 @@ StepTimer = Callable[[PointHmrBodyEstimator], tuple[float, float]]
 OFFICIAL_B1_MS = {1: 1164.0, 2: 670.0}
 
 
+def reference_mesh_paths() -> dict[str, Path]:
+    """The repository's seeded stand-ins for PointHMR's SMPL-derived mesh files, by manifest
+    key (tests/data/pointhmr_reference): the real files' shapes, so the real arithmetic."""
+    ref = repo_root() / "tests/data/pointhmr_reference"
+    return dict(zip(MESH_FILES, (ref / "mesh_downsampling.npz", ref / "smpl_431_adjmat_indices.pt",
+                                 ref / "smpl_431_adjmat_values.pt", ref / "smpl_431_adjmat_size.pt")))
+
+
 def _estimator(smpl_path: Path, scratch: Path) -> tuple[PointHmrBodyEstimator, str]:
     try:
         from engine.weights.store import model_status
@@ -40,10 +48,7 @@ def _estimator(smpl_path: Path, scratch: Path) -> tuple[PointHmrBodyEstimator, s
         status = None
     if status is not None and status.state == "installed":
         return PointHmrBodyEstimator(status.paths, smpl_path, device="cpu"), "installed PointHMR checkpoint"
-    ref = repo_root() / "tests/data/pointhmr_reference"
-    paths: dict[str, str | Path] = dict(zip(MESH_FILES, (
-        ref / "mesh_downsampling.npz", ref / "smpl_431_adjmat_indices.pt", ref / "smpl_431_adjmat_values.pt",
-        ref / "smpl_431_adjmat_size.pt")))
+    paths: dict[str, str | Path] = dict(reference_mesh_paths())
     template = PointHmr(load_mesh_arrays(*(paths[k] for k in MESH_FILES))).state_dict()
     paths["checkpoint"] = scratch / "pointhmr_seeded.bin"
     torch.save(seeded_state_dict(template, 1), paths["checkpoint"])
