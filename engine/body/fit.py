@@ -33,7 +33,7 @@ import numpy as np
 
 from engine.body import topology as topo
 from engine.body.anny_kinematics import (
-    RestState, build_keypoint_rig, forward_kinematics, kinematic_levels, minimal_rotation,
+    RestState, build_keypoint_rig, forward_kinematics, minimal_rotation,
     rest_state, rest_vertices, rodrigues, rotation_log, skew, skin_vertices, skinning_matrix,
     skinning_transforms, subtree_matrix,
 )
@@ -137,7 +137,6 @@ class AnnyFitter:
         self.settings = settings or FitSettings()
         self.parents = data.bone_parents
         self._par = np.where(self.parents < 0, 0, self.parents)
-        self.levels = kinematic_levels(self.parents)
         self.rig = build_keypoint_rig(data, topo.LANDMARK_SOURCES)
         self.fit_bones = np.array([data.bone_index(b) for b in topo.FIT_BONES])
         sub = subtree_matrix(self.parents)
@@ -237,7 +236,7 @@ class AnnyFitter:
                 # Exact residuals for the current shape; only its Jacobian holds A fixed.
                 state = rest_state(self.data, beta)
             local, root, beta = self._step(local, root, beta, state, obs, visible)
-        rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), root)
+        rot, pos = forward_kinematics(self.parents, local, self._offsets(beta, state), root)
         uv, _ = project(self._points(rot, pos, beta, state)[0], obs.camera)
         err = np.linalg.norm(uv - obs.points_2d, axis=1)[visible]
         return local, root, beta, float(np.sqrt(np.mean(err ** 2))) if len(err) else 0.0
@@ -251,7 +250,7 @@ class AnnyFitter:
             if trunk is not None:
                 local[0] = trunk
             for bone, a, b in topo.INIT_SEGMENTS:
-                rot, pos = forward_kinematics(self.levels, self.parents, local, state.offsets, np.zeros(3))
+                rot, pos = forward_kinematics(self.parents, local, state.offsets, np.zeros(3))
                 pts = self._points(rot, pos, beta, state)[0]
                 d_model, d_obs = pts[b] - pts[a], obs.world[b] - obs.world[a]
                 if np.linalg.norm(d_model) < 1e-6 or np.linalg.norm(d_obs) < 1e-6:
@@ -272,7 +271,7 @@ class AnnyFitter:
         that one is degenerate (e.g. behind the camera on a face close-up), a start from the
         points' size refined on the pixel error. None when fewer than two landmarks are
         visible."""
-        rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), np.zeros(3))
+        rot, pos = forward_kinematics(self.parents, local, self._offsets(beta, state), np.zeros(3))
         pts = self._points(rot, pos, beta, state)[0]
         weights = self._landmark_weights(self.close_up(obs)) * visible
         t = solve_translation(pts, obs.points_2d, weights, obs.camera)
@@ -314,7 +313,7 @@ class AnnyFitter:
 
     def _step(self, local, root, beta, state, obs, visible):
         s = self.settings
-        rot, pos = forward_kinematics(self.levels, self.parents, local, self._offsets(beta, state), root)
+        rot, pos = forward_kinematics(self.parents, local, self._offsets(beta, state), root)
         pts, pair, ob = self._points(rot, pos, beta, state)
         jac = self._jacobian(rot, pos, pair, ob, state)
         n = jac.shape[2]
@@ -442,7 +441,7 @@ class AnnyFitter:
     def evaluate(self, local, root, beta, obs: Observation, visible, with_mesh: bool = True) -> FitOutput:
         """Exact model output (rest orientations recomputed for β) for the given parameters."""
         state = rest_state(self.data, beta)
-        rot, pos = forward_kinematics(self.levels, self.parents, local, state.offsets, root)
+        rot, pos = forward_kinematics(self.parents, local, state.offsets, root)
         o, _ = self.rig.local_offsets(state)
         pts = self.rig.points(rot, pos, o)
         uv, _ = project(pts, obs.camera)

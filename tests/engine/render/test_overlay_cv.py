@@ -33,3 +33,17 @@ def test_translucent_wireframe_draws_only_around_the_mesh():
     assert xs.min() >= 37 and xs.max() <= 63 and ys.min() >= 37 and ys.max() <= 63
     # Half-transparent: no pixel reaches the full wireframe colour.
     assert image.max() < max(overlay_cv.MESH_COLOUR)
+
+
+def test_mesh_fill_leaves_out_triangles_at_or_behind_the_near_plane():
+    # Two triangles side by side; the right one has a corner at the camera.
+    pixels = np.array([[10, 10], [30, 10], [20, 30], [50, 10], [70, 10], [60, 30]], np.float32)
+    triangles = np.array([[0, 1, 2], [3, 4, 5]])
+    depth = np.array([2.0, 2.0, 2.0, 2.0, 0.01, 2.0], np.float32)
+    image = np.zeros((40, 80, 3), np.uint8)
+    overlay_cv.draw_mesh_fill(image, pixels, triangles, (0, 0, 200), 0.5, depth=depth, near=0.05)
+    tinted = image.any(axis=2)
+    assert tinted[15, 20] and not tinted[:, 40:].any()
+    image[:] = 0
+    overlay_cv.draw_mesh_fill(image, pixels, triangles, (0, 0, 200), 0.5)  # no depth: both drawn
+    assert image.any(axis=2)[15, 60]
