@@ -180,6 +180,16 @@ def _chain_kernel(parents, local_rot, offsets, root_position, rot, pos):  # prag
             pos[c, i] = pos[p, i] + rot[p, i, 0] * offsets[c, 0] + rot[p, i, 1] * offsets[c, 1] + rot[p, i, 2] * offsets[c, 2]
 
 
+def warm_up_kernels() -> None:
+    """Load the compiled kernels now (~0.2 s each from numba's cache, more when compiling):
+    called while the model loads, so that the first frame's fit does not pay for it."""
+    import scipy.sparse
+
+    forward_kinematics(np.array([-1, 0]), np.broadcast_to(np.eye(3), (2, 3, 3)), np.zeros((2, 3)), np.zeros(3))
+    skin_vertices(np.zeros((1, 3), np.float32), scipy.sparse.csr_matrix(np.ones((1, 2), np.float32)),
+                  np.zeros((2, 3, 4), np.float32))
+
+
 def skinning_transforms(rot: np.ndarray, pos: np.ndarray, state: RestState) -> np.ndarray:
     """(J, 3, 4) per-bone transforms taking rest vertices to posed ones."""
     lin = rot @ state.align

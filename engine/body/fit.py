@@ -35,7 +35,7 @@ from engine.body import topology as topo
 from engine.body.anny_kinematics import (
     RestState, build_keypoint_rig, forward_kinematics, minimal_rotation,
     rest_state, rest_vertices, rodrigues, rotation_log, skew, skin_vertices, skinning_matrix,
-    skinning_transforms, subtree_matrix,
+    skinning_transforms, subtree_matrix, warm_up_kernels,
 )
 from engine.body.anny_model import AnnyBodyData
 from engine.body.fit_geometry import (
@@ -148,6 +148,7 @@ class AnnyFitter:
         self._weights = np.asarray(topo.LANDMARK_WEIGHTS)
         self._weights_close_up = np.asarray(topo.CLOSE_UP_WEIGHTS)
         self._skin = skinning_matrix(data)
+        warm_up_kernels()
         # (F, 3): stiffness about the model's x, y, z axes (isotropic in BONE_PRIOR).
         self._prior = self.settings.prior_scale * np.repeat(
             np.array([topo.BONE_PRIOR[b] for b in topo.FIT_BONES])[:, None], 3, axis=1)

@@ -1,0 +1,114 @@
+"""`bench body`'s detection and keypoint-accuracy rows, each against bare mediapipe in the
+same run: the shared photos through the photo path (a body on how many), and renders of
+people with known keypoints (engine.body.synthetic_render; seeds not used by the tests)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engine.frame import Frame
+
+RENDER_SEED = 77  # tests/engine/body/test_person_renders.py draws from another seed
+
+
+def _bare_pose():
+    import mediapipe as mp
+
+    return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+
+
+def _landmarks_px(seen, image: np.ndarray) -> np.ndarray | None:
+    if seen is None:
+        return None
+    h, w = image.shape[:2]
+    return np.array([[p.x * w, p.y * h] for p in seen.landmark], np.float32)
+
+
+def _photo_stages():
+    from engine.stage_factory import StageOptions, build_stages
+
+    return build_stages(["perception", "body"], StageOptions(static_images=True, mesh_colours=False))
+
+
+def found_on_photos(paths: list[Path]) -> dict[str, Any]:
+    """Per photo: whether bare mediapipe (static mode) finds a pose, whether holocap's photo
+    path gives a body."""
+    bare = _bare_pose()
+    perception, body = _photo_stages()
+    rows = {}
+    try:
+        for i, path in enumerate(paths):
+            image = cv2.imread(str(path))
+            if image is None:
+                continue
+            seen = bare.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).pose_landmarks
+            frame = Frame(image, i, 0.0, path.name)
+            ours = perception.process(frame, {})
+            result = body.process(frame, {"perception": ours}) if ours.pose_landmarks is not None else None
+            rows[path.name] = {"mediapipe": seen is not None, "holocap": result is not None}
+    finally:
+        bare.close()
+        perception.close()
+        body.close()
+    return rows
+
+
+def renders_accuracy(data, cases: int) -> dict[str, Any]:
+    """`cases` renders (1280x720 and 720x1280 in turn, people 360-480 px tall): found by each,
+    and the median COCO-17 keypoint error (% of height) of the fitted body and of bare
+    mediapipe's landmarks, over the renders both found."""
+    from engine.body.fit import AnnyFitter
+    from engine.body.synthetic_render import clothing_parts, keypoint_error_percent, render_person
+
+    fitter, parts = AnnyFitter(data), clothing_parts(data)
+    rng = np.random.default_rng(RENDER_SEED)
+    bare = _bare_pose()
+    perception, body = _photo_stages()
+    found_bare = found_ours = 0
+    heights, err_fit, err_bare = [], [], []
+    try:
+        for i in range(cases):
+            size = (1280, 720) if i % 2 == 0 else (720, 1280)
+            r = render_person(fitter, rng, *size, rng.uniform(360.0, 480.0), parts)
+            heights.append(r.height_px)
+            landmarks = _landmarks_px(bare.process(cv2.cvtColor(r.image, cv2.COLOR_BGR2RGB)).pose_landmarks, r.image)
+            frame = Frame(r.image, i, 0.0, f"render_{i}")
+            ours = perception.process(frame, {})
+            result = body.process(frame, {"perception": ours}) if ours.pose_landmarks is not None else None
+            found_bare += landmarks is not None
+            found_ours += result is not None
+            if landmarks is not None and result is not None:
+                err_fit.append(keypoint_error_percent(result.keypoints_2d, r.keypoints_2d))
+                err_bare.append(keypoint_error_percent(landmarks, r.keypoints_2d))
+    finally:
+        bare.close()
+        perception.close()
+        body.close()
+    return {"cases": cases, "height_px": (min(heights), max(heights)), "mediapipe": found_bare,
+            "holocap": found_ours,
+            "error_fit": float(np.median(err_fit)) if err_fit else float("nan"),
+            "error_mediapipe": float(np.median(err_bare)) if err_bare else float("nan")}
+
+
+def report_lines(photos: dict[str, Any], renders: dict[str, Any]) -> list[str]:
+    lines = []
+    if photos:
+        ours = sum(r["holocap"] for r in photos.values())
+        bare = sum(r["mediapipe"] for r in photos.values())
+        missed = [k for k, r in photos.items() if r["mediapipe"] and not r["holocap"]]
+        lines.append(f"Bodies on the shared photos (full size, photo path): holocap {ours} of {len(photos)}, "
+                     f"bare mediapipe pose (static mode) {bare}; missed where mediapipe finds one: "
+                     f"{', '.join(missed) if missed else 'none'} (goal: ≥ 7 of 8).")
+    if renders:
+        r = renders
+        lines.append(f"Person renders with known keypoints ({r['cases']}, 1280x720 and 720x1280, "
+                     f"{r['height_px'][0]:.0f}-{r['height_px'][1]:.0f} px tall): found by holocap "
+                     f"{r['holocap']}, by bare mediapipe {r['mediapipe']}; median COCO-17 error, % of "
+                     f"height: fitted body {r['error_fit']:.2f}, mediapipe's landmarks "
+                     f"{r['error_mediapipe']:.2f} (goal: fitted ≤ mediapipe). The truth is Anny's COCO "
+                     f"regressor, the definition the fitted keypoints use: mediapipe's gap to it (ears, "
+                     f"hips) counts against mediapipe here, so this favours the fit.")
+    return lines
