@@ -165,6 +165,7 @@ def run(options: BenchOptions) -> str:
     mpjpe = _synthetic_mpjpe(data, 3 if options.quick else 10)
     found_photos = body_found.found_on_photos([media / name for name in PHOTOS])
     found_renders = body_found.renders_accuracy(data, 4 if options.quick else 16)
+    found_small = body_found.renders_accuracy(data, 2 if options.quick else 10, (80.0, 200.0), seed=78)
     tracked = slice(1, None)  # the first frame initialises (more iterations)
     lines = [
         f"Street clip: {len(frames)} frames with a pose (1280x720, 50 fps); mediapipe excluded; "
@@ -198,7 +199,7 @@ def run(options: BenchOptions) -> str:
                      f"{c['posed']} frames with a pose): a body on {c['results']}, fit_rmse_px median "
                      f"{c['median']:.2f}, p95 {c['p95']:.2f} (goal: median <= 8); root depth "
                      f"{c['z_min']:.2f}-{c['z_max']:.2f} m; body stage {c['cpu_ms']:.1f} CPU ms median.")
-    lines += body_found.report_lines(found_photos, found_renders)
+    lines += body_found.report_lines(found_photos, found_renders, found_small)
     if mpjpe:
         lines.append(f"Synthetic MPJPE (12 body joints, hip-centred, {len(mpjpe)} random poses and shapes): "
                      f"mean {np.mean(mpjpe):.1f} mm, max {np.max(mpjpe):.1f} mm (goal: <= 20 mm).")

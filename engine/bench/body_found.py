@@ -56,15 +56,16 @@ def found_on_photos(paths: list[Path]) -> dict[str, Any]:
     return rows
 
 
-def renders_accuracy(data, cases: int) -> dict[str, Any]:
-    """`cases` renders (1280x720 and 720x1280 in turn, people 360-480 px tall): found by each,
+def renders_accuracy(data, cases: int, heights: tuple[float, float] = (360.0, 480.0),
+                     seed: int = RENDER_SEED) -> dict[str, Any]:
+    """`cases` renders (1280x720 and 720x1280 in turn, people `heights` px tall): found by each,
     and the median COCO-17 keypoint error (% of height) of the fitted body and of bare
     mediapipe's landmarks, over the renders both found."""
     from engine.body.fit import AnnyFitter
     from engine.body.synthetic_render import clothing_parts, keypoint_error_percent, render_person
 
     fitter, parts = AnnyFitter(data), clothing_parts(data)
-    rng = np.random.default_rng(RENDER_SEED)
+    rng = np.random.default_rng(seed)
     bare = _bare_pose()
     perception, body = _photo_stages()
     found_bare = found_ours = 0
@@ -72,7 +73,7 @@ def renders_accuracy(data, cases: int) -> dict[str, Any]:
     try:
         for i in range(cases):
             size = (1280, 720) if i % 2 == 0 else (720, 1280)
-            r = render_person(fitter, rng, *size, rng.uniform(360.0, 480.0), parts)
+            r = render_person(fitter, rng, *size, rng.uniform(*heights), parts)
             heights.append(r.height_px)
             landmarks = _landmarks_px(bare.process(cv2.cvtColor(r.image, cv2.COLOR_BGR2RGB)).pose_landmarks, r.image)
             frame = Frame(r.image, i, 0.0, f"render_{i}")
@@ -93,7 +94,7 @@ def renders_accuracy(data, cases: int) -> dict[str, Any]:
             "error_mediapipe": float(np.median(err_bare)) if err_bare else float("nan")}
 
 
-def report_lines(photos: dict[str, Any], renders: dict[str, Any]) -> list[str]:
+def report_lines(photos: dict[str, Any], renders: dict[str, Any], small: dict[str, Any] | None = None) -> list[str]:
     lines = []
     if photos:
         ours = sum(r["holocap"] for r in photos.values())
@@ -111,4 +112,8 @@ def report_lines(photos: dict[str, Any], renders: dict[str, Any]) -> list[str]:
                      f"{r['error_mediapipe']:.2f} (goal: fitted ≤ mediapipe). The truth is Anny's COCO "
                      f"regressor, the definition the fitted keypoints use: mediapipe's gap to it (ears, "
                      f"hips) counts against mediapipe here, so this favours the fit.")
+    if small:
+        lines.append(f"Small and far people ({small['cases']} renders, {small['height_px'][0]:.0f}-"
+                     f"{small['height_px'][1]:.0f} px tall in 1280x720 / 720x1280; tiled search): found by "
+                     f"holocap {small['holocap']}, by bare mediapipe {small['mediapipe']}.")
     return lines

@@ -13,6 +13,10 @@ import cv2
 import numpy as np
 
 MIN_AREA_FRACTION = 0.004  # blobs smaller than this share of the image are noise
+# With the tiled search (photos) a blob this small is still a person: ~80 px tall at 720p,
+# which the pose model finds once its crop is scaled up.
+SMALL_AREA_FRACTION = 0.0015
+TILE_FRACTION = 0.6  # tiles of the tiled search: squares this share of the image's short side
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,13 @@ class PersonCandidate:
         return float(self.area) * (0.5 + 0.5 * self.centrality)
 
 
-def find_people(mask: np.ndarray, threshold: float = 0.5) -> list[PersonCandidate]:
+def find_people(mask: np.ndarray, threshold: float = 0.5,
+                min_area_fraction: float = MIN_AREA_FRACTION) -> list[PersonCandidate]:
     """mask: (H, W) float person probability -> candidates sorted left to right."""
     h, w = mask.shape
     binary = (mask > threshold).astype(np.uint8)
     count, _labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    min_area = MIN_AREA_FRACTION * h * w
+    min_area = min_area_fraction * h * w
     diag = float(np.hypot(w, h)) / 2
     people = []
     for i in range(1, count):
@@ -46,6 +51,23 @@ def find_people(mask: np.ndarray, threshold: float = 0.5) -> list[PersonCandidat
         people.append(PersonCandidate(np.array([x, y, x + bw, y + bh], np.float32), int(area), centrality))
     people.sort(key=lambda p: float(p.box[0]))
     return people
+
+
+def tile_boxes(width: int, height: int, side_fraction: float = TILE_FRACTION) -> list[np.ndarray]:
+    """Overlapping square tiles covering the image (each step half a tile): the segmentation
+    model sees a 256-pixel version of its input, so a person ~100 px tall in a 1280x720
+    frame is a few pixels there and is lost; in a tile it is three to four times larger.
+    Returns (4,) float32 x1, y1, x2, y2 boxes inside the image."""
+    side = side_fraction * min(width, height)
+    boxes = []
+    nx = int(np.ceil(max(width - side, 0.0) / (side / 2))) + 1
+    ny = int(np.ceil(max(height - side, 0.0) / (side / 2))) + 1
+    for i in range(nx):
+        for j in range(ny):
+            x = 0.0 if nx == 1 else i * (width - side) / (nx - 1)
+            y = 0.0 if ny == 1 else j * (height - side) / (ny - 1)
+            boxes.append(np.array([x, y, x + side, y + side], np.float32))
+    return boxes
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from engine.frame import Frame
-from engine.perception.people import (choose_person, crop_box, extract_square, find_people,
-                                      smooth_box, uncrop_mask)
+from engine.perception.people import (SMALL_AREA_FRACTION, choose_person, crop_box, extract_square,
+                                      find_people, smooth_box, tile_boxes, uncrop_mask)
 from engine.perception.result import PerceptionResult
 from engine.stage_protocol import StageContext
 
@@ -27,7 +27,10 @@ NUM_POSE_LANDMARKS = 33
 POSE_CROP_SIZE = 512  # fixed crop size: keeps the pose graph's input stable across frames
 FACE_RETRY_SIZE = 384  # a retried face region is resampled to this square
 MAX_RETRY_PEOPLE = 3  # person blobs tried, largest first, when a photo's pose is missed
+MAX_SMALL_PEOPLE = 4  # blobs only the tiled search finds, largest first, checked for a pose
+MIN_SMALL_PERSON_PX = 40  # shorter blobs are not looked at: no pose model reads them
 MAX_PEOPLE_POSES = 8  # people of a photo (from the left) given a pose of their own
+SEGMENTATION_TILE_SIZE = 256  # the selfie model's own input size: tiles are resampled to it
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class PerceptionStage:
         self._pose_centre: np.ndarray | None = None  # (2,) last pose landmarks' mean, pixels
         self._people: list = []  # PersonCandidate of the last people search
         self._people_boxes: np.ndarray | None = None  # (P, 4) every person the search found
+        self._photo_poses: dict[tuple, np.ndarray] = {}  # box -> pose found while checking it
         self._frames_seen = 0
         self._build()
 
@@ -127,6 +131,8 @@ class PerceptionStage:
             face = self._retry_face(rgb, width, height, pose)
         face_box = None if face is None else \
             np.array([*face[:, :2].min(0), *face[:, :2].max(0)], np.float32)
+        if self.settings.static_image_mode and pose is not None:
+            self._add_posed_person(pose, visibility)
         people_pose = None
         if self.settings.static_image_mode and self._people_boxes is not None and len(self._people_boxes) > 1:
             people_pose = self._people_poses(rgb)
@@ -195,6 +201,17 @@ class PerceptionStage:
         self._pose_centre = None if pose is None else pose[:, :2].mean(axis=0)
         return pose, visibility, world, mask
 
+    def _add_posed_person(self, pose: np.ndarray, visibility: np.ndarray) -> None:
+        """A photo's pose found outside every person box (by a tile of the retry, the
+        segmentation having missed someone that small) is a person too: its landmarks' box
+        joins people_boxes."""
+        seen = pose[visibility > 0.5, :2] if (visibility > 0.5).sum() >= 2 else pose[:, :2]
+        boxes = np.zeros((0, 4), np.float32) if self._people_boxes is None else self._people_boxes
+        if any(_inside(seen.mean(axis=0), box) for box in boxes):
+            return
+        box = np.array([*seen.min(axis=0), *seen.max(axis=0)], np.float32)
+        self._people_boxes = np.concatenate([boxes, box[None]])[np.argsort([*boxes[:, 0], box[0]])]
+
     def _people_poses(self, rgb: np.ndarray) -> np.ndarray:
         """(P, 33, 3) pose landmarks (pixels) of each person blob of a photo, found in its
         own crop; all zeros for a person whose pose was not found. Photos only: on video
@@ -202,6 +219,10 @@ class PerceptionStage:
         boxes = self._people_boxes[:MAX_PEOPLE_POSES]
         poses = np.zeros((len(boxes), NUM_POSE_LANDMARKS, 3), np.float32)
         for k, box in enumerate(boxes):
+            known = self._photo_poses.get(tuple(box.tolist()))
+            if known is not None:  # found while checking this small person
+                poses[k] = known
+                continue
             square = crop_box(box)
             out = self._pose.process(extract_square(rgb, square, POSE_CROP_SIZE))
             if out.pose_landmarks is not None:
@@ -239,14 +260,19 @@ class PerceptionStage:
     def _retry_boxes(self, width: int, height: int) -> list[np.ndarray]:
         """Where to look again when a photo's pose is missed (square boxes, in order): the
         whole image with a margin (a person cut by the edge, or filling the frame), then
-        each person blob of the segmentation, enlarged (a small person in a wide shot)."""
+        each person blob of the segmentation, enlarged (a small person in a wide shot),
+        then overlapping tiles of the image."""
         side = 1.4 * max(width, height)
         cx, cy = width / 2.0, height / 2.0
         boxes = [np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)]
         # This photo's people search already ran (_update_person_crop): no second pass.
         people = sorted(self._people, key=lambda p: -p.area)
         # Tight and loose: the pose detector wants the whole body, with room around it.
-        return boxes + [crop_box(p.box, margin) for p in people[:MAX_RETRY_PEOPLE] for margin in (0.2, 0.6)]
+        boxes += [crop_box(p.box, margin) for p in people[:MAX_RETRY_PEOPLE] for margin in (0.2, 0.6)]
+        # Last, the tiles themselves: a person too small for the segmentation to see is
+        # still found by the pose model in a tile scaled up to its crop size (~35 ms a
+        # tile, only for a photo where everything else found nobody).
+        return boxes + tile_boxes(width, height)
 
     def _update_person_crop(self, rgb: np.ndarray) -> None:
         """Find the people in view (segmentation blobs) — every `people_every` frames on
@@ -258,7 +284,10 @@ class PerceptionStage:
         if self._selfie is None or (not still and self._frames_seen % max(1, self.settings.people_every)):
             return
         mask = self._selfie.process(rgb).segmentation_mask
-        people = find_people(np.asarray(mask, np.float32)) if mask is not None else []
+        if still:
+            people = self._photo_people(rgb, mask)
+        else:
+            people = find_people(np.asarray(mask, np.float32)) if mask is not None else []
         self._people = people
         self._people_boxes = np.array([p.box for p in people], np.float32).reshape(-1, 4)
         chosen = choose_person(people, self.settings.person, None if still else self._person_box)
@@ -274,6 +303,56 @@ class PerceptionStage:
             return  # the full-frame tracker is already on the chosen person: keep it
         self._crop = smooth_box(self._crop, crop_box(chosen.box))
 
+    def _photo_people(self, rgb: np.ndarray, whole) -> list:
+        """A photo's people: the blobs of the whole-image mask, and the small ones that only
+        the tiled search finds (_tiled_mask), apart from those, at least MIN_SMALL_PERSON_PX
+        tall, and only where the pose model then finds a person filling their crop: zoomed
+        in, the segmentation also takes cups and statues for people."""
+        height, width = rgb.shape[:2]
+        whole = np.zeros((height, width), np.float32) if whole is None else np.asarray(whole, np.float32)
+        people = find_people(whole)
+        tiled = find_people(self._tiled_mask(rgb, whole), min_area_fraction=SMALL_AREA_FRACTION)
+        extra = sorted((c for c in tiled if c.box[3] - c.box[1] >= MIN_SMALL_PERSON_PX
+                        and not any(_overlap(c.box, p.box) > 0 for p in people)), key=lambda c: -c.area)
+        self._photo_poses = {}
+        for candidate in extra[:MAX_SMALL_PEOPLE]:
+            pose = self._pose_in_box(rgb, candidate.box)
+            if pose is not None:
+                people.append(candidate)
+                self._photo_poses[tuple(candidate.box.tolist())] = pose
+        return sorted(people, key=lambda p: float(p.box[0]))
+
+    def _pose_in_box(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """(33, 3) pose landmarks (pixels) of a person filling `box` (found in a crop around
+        it, tight then loose): the visible landmarks must span half the box's height with
+        their centre inside it, else None (the model also "finds" people in a cup)."""
+        for margin in (0.2, 0.6):
+            square = crop_box(box, margin)
+            out = self._pose.process(extract_square(rgb, square, POSE_CROP_SIZE))
+            if out.pose_landmarks is None:
+                continue
+            side = float(square[2] - square[0])
+            pose = landmarks_to_pixels(out.pose_landmarks.landmark, side, side)
+            pose[:, :2] += square[:2]
+            seen = pose[np.array([p.visibility for p in out.pose_landmarks.landmark]) > 0.5, :2]
+            if len(seen) >= 8 and np.ptp(seen[:, 1]) >= 0.5 * (box[3] - box[1]) \
+                    and _inside(seen.mean(axis=0), box):
+                return pose
+        return None
+
+    def _tiled_mask(self, rgb: np.ndarray, whole: np.ndarray) -> np.ndarray:
+        """The person probability of a photo: the whole-image mask together with (maximum)
+        the masks of overlapping tiles (people.tile_boxes), each mapped back. Small and far
+        people the whole-image pass misses are found; a large person stays one blob (its
+        whole-image mask joins the tiles' pieces). ~15 tiles at 720p, ~0.1 s: photos only."""
+        height, width = rgb.shape[:2]
+        mask = whole.copy()
+        for box in tile_boxes(width, height):
+            tile = self._selfie.process(extract_square(rgb, box, SEGMENTATION_TILE_SIZE)).segmentation_mask
+            if tile is not None:
+                np.maximum(mask, uncrop_mask(np.asarray(tile, np.float32), box, width, height), out=mask)
+        return mask
+
     def reset(self) -> None:
         """A new source: drop mediapipe's tracking state by rebuilding the graphs."""
         self.close()
@@ -288,7 +367,14 @@ class PerceptionStage:
                 graph.close()
         self._face_mesh = self._pose = self._selfie = None
         self._crop, self._person_box, self._pose_centre, self._frames_seen = None, None, None, 0
-        self._people, self._people_boxes = [], None
+        self._people, self._people_boxes, self._photo_poses = [], None, {}
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection area of two x1, y1, x2, y2 boxes, pixels²."""
+    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    return w * h
 
 
 def _inside(point: np.ndarray, box: np.ndarray) -> bool:

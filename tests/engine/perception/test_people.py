@@ -88,3 +88,48 @@ def test_stage_gives_the_selected_persons_pose(two_people_image, person):
     else:
         assert hips_x > right_start
     assert result.segmentation is not None and result.segmentation.shape == image.shape[:2]
+
+
+def test_tiles_are_squares_inside_the_image_that_cover_it():
+    from engine.perception.people import tile_boxes
+
+    for width, height in ((1280, 720), (720, 1280), (640, 480), (300, 300)):
+        boxes = tile_boxes(width, height)
+        covered = np.zeros((height, width), bool)
+        for x0, y0, x1, y1 in boxes:
+            assert abs((x1 - x0) - (y1 - y0)) < 1e-3
+            assert x0 >= 0 and y0 >= 0 and x1 <= width + 1e-3 and y1 <= height + 1e-3
+            covered[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = True
+        assert covered.all()
+
+
+def _small_person_scene(shared_file, person_px: int, at: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A real person (hmr_coco4, resized to person_px rows) pasted into a wide, noisy 1280x720
+    frame at `at` (x, y); returns the frame and the pasted box."""
+    person = cv2.imread(str(shared_file("media/hmr_coco4.png")))
+    person = cv2.resize(person, (person_px, person_px), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(4)
+    scene = np.clip(rng.normal(120, 25, (720, 1280, 3)), 0, 255).astype(np.uint8)
+    scene = cv2.GaussianBlur(scene, (0, 0), 3)
+    x, y = at
+    scene[y:y + person_px, x:x + person_px] = person
+    return scene, np.array([x, y, x + person_px, y + person_px], np.float32)
+
+
+@pytest.mark.parametrize("person_px, at", [(150, (980, 420)), (200, (120, 80))])
+def test_photo_finds_a_small_far_person(shared_file, person_px, at):
+    """The whole-image segmentation (256 px input) loses a person this small in a 1280x720
+    frame; the tiled search finds them and the pose lands on them."""
+    from engine.perception.stage import PerceptionSettings, PerceptionStage
+
+    scene, box = _small_person_scene(shared_file, person_px, at)
+    stage = PerceptionStage(PerceptionSettings(face=False, static_image_mode=True))
+    try:
+        result = stage.process(Frame(scene, 0, 0.0, "small"), {})
+    finally:
+        stage.close()
+    assert result.pose_landmarks is not None
+    seen = result.pose_landmarks[result.pose_visibility > 0.5, :2]
+    centre = seen.mean(axis=0)
+    assert box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]
+    assert result.people_boxes is not None and len(result.people_boxes) >= 1
