@@ -69,12 +69,12 @@ def renders_accuracy(data, cases: int, heights: tuple[float, float] = (360.0, 48
     bare = _bare_pose()
     perception, body = _photo_stages()
     found_bare = found_ours = 0
-    heights, err_fit, err_bare = [], [], []
+    drawn, err_fit, err_bare = [], [], []
     try:
         for i in range(cases):
             size = (1280, 720) if i % 2 == 0 else (720, 1280)
             r = render_person(fitter, rng, *size, rng.uniform(*heights), parts)
-            heights.append(r.height_px)
+            drawn.append(r.height_px)
             landmarks = _landmarks_px(bare.process(cv2.cvtColor(r.image, cv2.COLOR_BGR2RGB)).pose_landmarks, r.image)
             frame = Frame(r.image, i, 0.0, f"render_{i}")
             ours = perception.process(frame, {})
@@ -88,7 +88,7 @@ def renders_accuracy(data, cases: int, heights: tuple[float, float] = (360.0, 48
         bare.close()
         perception.close()
         body.close()
-    return {"cases": cases, "height_px": (min(heights), max(heights)), "mediapipe": found_bare,
+    return {"cases": cases, "height_px": (min(drawn), max(drawn)), "mediapipe": found_bare,
             "holocap": found_ours,
             "error_fit": float(np.median(err_fit)) if err_fit else float("nan"),
             "error_mediapipe": float(np.median(err_bare)) if err_bare else float("nan")}
