@@ -10,7 +10,7 @@ import numpy as np
 
 from engine.face.blas_threads import single_threaded_blas
 from engine.face.fit import (FitParams, FitSettings, euler_angles, gauss_newton, initial_pose, pack_rows,
-                             predict_landmarks, rmse_px, rotation_angle_deg, rotation_matrix, slide_shift,
+                             predict_landmarks, refit_expression, rmse_px, rotation_angle_deg, rotation_matrix, slide_shift,
                              solve_identity)
 from engine.face.morphable import LinearFaceModel, landmark_rows
 from engine.filters import OneEuroFilter
@@ -170,7 +170,14 @@ class FaceFitter:
         self._params = params
         if free_identity and raw_rmse < st.good_fit_rmse_px:
             self._accumulate_identity(observed, params)
-        smoothed = self._smooth(params, t)
+        if not self.smoothing.enabled:
+            return params, params, raw_rmse
+        # The identity shown glides (a slow filter: it shapes the back of the head, which no
+        # landmark pins, so a change there unfiltered would jump by tens of pixels). The
+        # pose is filtered on its own; the expression is then fitted at the shown identity
+        # and pose (see _smooth), so their lag does not leave the face off its landmarks.
+        shown = replace(params, identity=self._f_ident(params.identity, t))
+        smoothed = self._smooth(shown, observed, t)
         return params, smoothed, rmse_px(predict_landmarks(self.packed, smoothed), observed)
 
     def _accumulate_identity(self, observed: np.ndarray, params: FitParams) -> None:
@@ -194,15 +201,19 @@ class FaceFitter:
         acc.frozen, acc.frames = identity, []
         log.info("face identity frozen after %d frames", self.settings.identity_frames)
 
-    def _smooth(self, params: FitParams, t: float) -> FitParams:
-        if not self.smoothing.enabled:
-            return params
+    def _smooth(self, params: FitParams, observed: np.ndarray, t: float) -> FitParams:
+        """Filter the pose, then fit the expression to the landmarks at the filtered pose and
+        the shown identity, then filter the expression: the pose and identity filters' lag
+        is taken up by the expression's fit instead of showing as a face off its landmarks
+        (the pose itself is not refitted: that moved it off the true head pose on renders)."""
         angles = euler_angles(params.rotation)
         pos = np.array([params.translation[0], params.translation[1], params.translation[2],
                         params.scale * self._SIZE_M])
         angles = self._f_pose(angles, t)
         pos = self._f_pos(pos, t)
-        expr = np.clip(self._f_expr(params.expression, t), *self.bounds[self.packed.num_identity:].T)
-        identity = self._f_ident(params.identity, t)
-        return FitParams(rotation_matrix(*angles), float(pos[3] / self._SIZE_M), pos[:3].copy(),
-                         identity, expr, params.depth_scale)
+        posed = FitParams(rotation_matrix(*angles), float(pos[3] / self._SIZE_M), pos[:3].copy(),
+                          params.identity, params.expression, params.depth_scale)
+        posed = refit_expression(self.packed, observed, posed, prior_precision=self.prior_precision,
+                                 bounds=self.bounds)
+        expr = np.clip(self._f_expr(posed.expression, t), *self.bounds[self.packed.num_identity:].T)
+        return replace(posed, expression=expr)

@@ -5,8 +5,11 @@ Acceptance (issue 3): a face on ≥ 95% of frames and a median fit RMSE ≤ 2.0 
 distance between the fitted model's 470 points — mediapipe's 468 mesh points and its 2
 iris centres — after the One Euro filter, and mediapipe's observed ones). The 95th
 percentile is printed and bounded at 3.5 px (measured ~2.9: fast speech frames, where
-the filter and Anny's expression units lag). Measured median 1.9 px over the clip; the
+the filter and Anny's expression units lag). Measured median 1.84 px over the clip; the
 identity is solved from the first 60 frames, and after it is frozen the median is ~2.1.
+The filters add at most 0.1 px to the median of the unfiltered fit's RMSE (measured 0.08:
+the expression is refitted at the filtered pose and identity; it was 0.14 when the
+expression was filtered on its own).
 """
 from __future__ import annotations
 
@@ -21,14 +24,16 @@ from engine.frame import Frame
 
 
 @pytest.fixture(scope="module")
-def results(shared_file):
+def runs(shared_file):
+    """The clip's FaceResults with the app's filters, and without them (the fit alone)."""
     from engine.perception.stage import PerceptionSettings, PerceptionStage
 
     path = shared_file("media/talking_head.mp4")
     cap = cv2.VideoCapture(str(path))
     perception = PerceptionStage(PerceptionSettings(pose=False, segmentation=False))
     stage = FaceStage(FaceSettings(backend="anny"))
-    out = []
+    unfiltered = FaceStage(FaceSettings(backend="anny", smoothing=False, colours=False))
+    out, raw = [], []
     try:
         index = 0
         while True:
@@ -38,12 +43,19 @@ def results(shared_file):
             frame = Frame(image, index, index / 25.0, str(path))
             ctx = {"perception": perception.process(frame, {})}
             out.append(stage.process(frame, ctx))
+            raw.append(unfiltered.process(frame, ctx))
             index += 1
     finally:
         cap.release()
         perception.close()
         stage.close()
-    return out
+        unfiltered.close()
+    return out, raw
+
+
+@pytest.fixture(scope="module")
+def results(runs):
+    return runs[0]
 
 
 def test_frames_read(results):
@@ -62,6 +74,13 @@ def test_fit_rmse(results):
           f"max {rmse.max():.2f}")
     assert np.median(rmse) <= 2.0
     assert np.percentile(rmse, 95) <= 3.5
+
+
+def test_filters_add_little_to_the_fit_error(runs):
+    filtered = np.median([r.fit_rmse_px for r in runs[0] if r is not None])
+    unfiltered = np.median([r.fit_rmse_px for r in runs[1] if r is not None])
+    print(f"\nfit RMSE median: filtered {filtered:.3f} px, unfiltered {unfiltered:.3f} px")
+    assert filtered - unfiltered <= 0.1
 
 
 def test_results_json(results):
