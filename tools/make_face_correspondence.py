@@ -22,6 +22,12 @@ Anny head and barycentric weights, and how the point slides with the view. Metho
    mediapipe on a frontal render and on its mirror image and matching the two point
    sets); this halves the views' noise and removes mediapipe's left/right bias on renders.
 6. Snap each point to the nearest point of its part.
+7. (The slide of step 4.)
+8. The face-oval points: mediapipe puts them on the silhouette, which at larger yaws is
+   no longer where the near-frontal line says (the far side's oval is on the cheek's
+   outline, the near side's moves inwards). Fitted from renders at all yaws (YAWS and
+   FAR_YAWS) to what the line leaves: one slope per side beyond ±FAR_SLIDE_FROM_DEG, so within
+   that yaw nothing changes (`slide_far`).
 
 Run: .venv/bin/python tools/make_face_correspondence.py [--out PATH] [--debug-dir DIR]
 """
@@ -40,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.face.anny_face import load_anny_head  # noqa: E402
-from engine.face.fit import rotation_matrix  # noqa: E402
+from engine.face.fit import FAR_SLIDE_FROM_DEG, FAR_SLIDE_LIMIT_DEG, SLIDE_RANGE_DEG, rotation_matrix  # noqa: E402
 from engine.face.synthetic import render_mesh  # noqa: E402
 from engine.face.topology import IRIS_CENTRES, MEDIAPIPE_FACE_OVAL, NUM_MEDIAPIPE_MESH  # noqa: E402
 from engine.paths import assets_dir  # noqa: E402
@@ -50,6 +56,9 @@ from engine.render.raster_cpu import vertex_normals  # noqa: E402
 log = logging.getLogger("make_face_correspondence")
 
 YAWS = (-30, -20, -10, 0, 10, 20, 30)
+# Rendered in addition for the face oval's far-yaw slide (step 8) only: every other
+# estimate uses YAWS.
+FAR_YAWS = (-45, -40, -35, 35, 40, 45)
 PITCHES = (-10, 0, 10)
 SIZE = 512
 SCALE_PX_PER_M = 1700.0  # face ~260 px wide: well above mediapipe's ~60 px minimum
@@ -131,6 +140,46 @@ def view_slopes(samples: np.ndarray, use: np.ndarray, yaw: np.ndarray, pitch: np
             rows = rows[keep]
         slide[j] = coef[1:].T
     return slide
+
+
+def far_slopes(samples: np.ndarray, median: np.ndarray, slide: np.ndarray, yaw_deg: np.ndarray,
+               pitch_deg: np.ndarray) -> np.ndarray:
+    """(P, 3, 2) for the face-oval points (zeros elsewhere): metres per radian of yaw
+    beyond +FAR_SLIDE_FROM_DEG and beyond -FAR_SLIDE_FROM_DEG, least squares on what the near-frontal
+    point and line (as engine.face.fit.slide_shift applies them) leave, over every view the
+    point was found in (one pass without views off by more than 3× the median)."""
+    yaw = np.radians(np.clip(yaw_deg, -SLIDE_RANGE_DEG[0], SLIDE_RANGE_DEG[0]))
+    pitch = np.radians(np.clip(pitch_deg, -SLIDE_RANGE_DEG[1], SLIDE_RANGE_DEG[1]))
+    far_yaw = np.radians(np.clip(yaw_deg, -FAR_SLIDE_LIMIT_DEG, FAR_SLIDE_LIMIT_DEG))
+    edge = np.radians(FAR_SLIDE_FROM_DEG)
+    design = np.stack([np.maximum(far_yaw - edge, 0.0), np.minimum(far_yaw + edge, 0.0)], 1)
+    out = np.zeros((samples.shape[1], 3, 2))
+    for j in MEDIAPIPE_FACE_OVAL:
+        line = median[j] + np.outer(yaw, slide[j, :, 0]) + np.outer(pitch, slide[j, :, 1])
+        rows = np.flatnonzero(np.isfinite(samples[:, j, 0]))
+        if len(rows) < 8:
+            continue
+        left = samples[:, j] - line
+        for _ in range(2):
+            coef, *_ = np.linalg.lstsq(design[rows], left[rows], rcond=None)
+            resid = np.linalg.norm(design[rows] @ coef - left[rows], axis=1)
+            keep = resid <= 3 * max(np.median(resid), 1e-5)
+            if keep.all():
+                break
+            rows = rows[keep]
+        out[j] = coef.T
+    return out
+
+
+def symmetrise_far(far: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Average each point's far slopes with its mirror partner's: mirroring (x -> -x) maps a
+    point at yaw y to its partner at -y, so one side's slope beyond +FAR_SLIDE_FROM_DEG is the
+    partner's beyond -FAR_SLIDE_FROM_DEG, x flipped and sign changed."""
+    m = np.array([-1.0, 1.0, 1.0])
+    out = far.copy()
+    out[:, :, 0] = 0.5 * (far[:, :, 0] - far[pairs, :, 1] * m)
+    out[:, :, 1] = 0.5 * (far[:, :, 1] - far[pairs, :, 0] * m)
+    return out
 
 
 def mirror_pairs(face_mesh, image: np.ndarray) -> np.ndarray:
@@ -227,7 +276,7 @@ def main() -> int:
         mesh_pairs = mirror_pairs(face_mesh, frontal.image)
         # in POINTS order: the mesh pairs, and the right and left iris centres swap
         pairs = np.concatenate([mesh_pairs, [NUM_MEDIAPIPE_MESH + 1, NUM_MEDIAPIPE_MESH]])
-        for vertices, yaw, pitch in itertools.product(shapes, YAWS, PITCHES):
+        for vertices, yaw, pitch in itertools.product(shapes, YAWS + FAR_YAWS, PITCHES):
             rot = rotation_matrix(yaw, pitch, 0.0)
             trans = np.array([SIZE / 2, SIZE / 2])
             render = render_mesh(vertices, arrays.triangles, arrays.vertex_colours, rot,
@@ -251,8 +300,12 @@ def main() -> int:
     if len(samples) < 3:
         log.error("mediapipe found the face in only %d renders", len(samples))
         return 1
-    samples_arr = np.stack(samples)  # (views, P, 3)
-    facing_arr = np.stack(facings)
+    all_samples = np.stack(samples)  # (views, P, 3), every rendered yaw
+    all_yaws, all_pitches = np.array(yaws), np.array(pitches)
+    base_views = np.isin(all_yaws, YAWS)  # steps 4-7 use these only
+    samples_arr = all_samples[base_views]
+    facing_arr = np.stack(facings)[base_views]
+    yaws, pitches = list(all_yaws[base_views]), list(all_pitches[base_views])
     use = (facing_arr > MIN_FACING) & np.isfinite(samples_arr[..., 0])
     # Oval points sit on the silhouette, so their surface is never facing the camera:
     # judge them by the view (near-frontal) instead of the facing cosine.
@@ -275,6 +328,9 @@ def main() -> int:
     slide[:, :, 0] = 0.5 * (slide[:, :, 0] - slide[pairs, :, 0] * mirror_m[:, 0])
     slide[:, :, 1] = 0.5 * (slide[:, :, 1] + slide[pairs, :, 1] * mirror_m[:, 0])
 
+    slide_far = far_slopes(all_samples, median, slide, all_yaws, all_pitches)
+    slide_far = symmetrise_far(slide_far, pairs)
+
     tri_ids = np.zeros(len(POINTS), np.int32)
     bary = np.zeros((len(POINTS), 3))
     dist = np.zeros(len(POINTS))
@@ -285,7 +341,7 @@ def main() -> int:
              mediapipe_index=POINTS,
              views_used=use.sum(0).astype(np.int16), spread_mm=spread_mm.astype(np.float32),
              mirror=POINTS[pairs].astype(np.int16), asymmetry_mm=asym_mm.astype(np.float32),
-             slide=slide.astype(np.float32))
+             slide=slide.astype(np.float32), slide_far=slide_far.astype(np.float32))
     slide_mm = np.linalg.norm(slide, axis=1) * 1000 * np.radians(10)
     log.info("view-dependent slide per 10° of yaw: median %.2f mm (95th %.2f); of pitch: median %.2f mm (95th %.2f)",
              np.median(slide_mm[:, 0]), np.percentile(slide_mm[:, 0], 95),

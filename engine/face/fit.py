@@ -187,6 +187,10 @@ def initial_pose(packed: PackedRows, observed: np.ndarray, identity: np.ndarray,
 
 NUM_POSE = 8  # rotation increment (3), log scale, translation (3), log depth scale
 SLIDE_RANGE_DEG = (30.0, 15.0)  # yaw, pitch: the correspondence's renders span ±30°, ±10°
+# The face oval's far-yaw slide (weights/face_correspondence_anny.md, step 8): one slope per
+# side beyond ±FAR_SLIDE_FROM_DEG of yaw, measured on renders up to ±FAR_SLIDE_LIMIT_DEG.
+FAR_SLIDE_FROM_DEG = 10.0
+FAR_SLIDE_LIMIT_DEG = 45.0
 
 
 def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
@@ -260,23 +264,27 @@ def gauss_newton(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
 
 
 def refit_expression(packed: PackedRows, observed: np.ndarray, params: FitParams, *,
-                     prior_precision: np.ndarray, bounds: np.ndarray) -> FitParams:
-    """params with the expression that best explains observed (L, 3) landmarks at its own
-    pose and identity. With those fixed the landmarks are linear in the expression, so this
-    is one regularised least-squares solve (gauss_newton's residuals, weights and prior),
-    clipped to the bounds: a fraction of a Gauss-Newton iteration's cost."""
+                     prior_precision: np.ndarray, bounds: np.ndarray, identity: bool = False) -> FitParams:
+    """params with the expression (and, with `identity`, the identity too) that best
+    explains observed (L, 3) landmarks at its own pose. With the pose fixed the landmarks are
+    linear in the coefficients, so this is one regularised least-squares solve
+    (gauss_newton's residuals, weights and prior), clipped to the bounds: a fraction of a
+    Gauss-Newton iteration's cost."""
     k = packed.num_identity
+    first = 0 if identity else k
     dz = np.array([1.0, 1.0, params.depth_scale])[:, None]
-    base = packed.mean + packed.basis[:, :, :k] @ params.identity  # (3, L)
+    base = packed.mean if identity else packed.mean + packed.basis[:, :, :k] @ params.identity  # (3, L)
     r0 = dz * (params.rotation @ base) + (params.translation[:, None] - observed.T) / params.scale
-    expr_basis = packed.basis[:, :, k:]
-    n_expr = expr_basis.shape[2]
-    a = (params.rotation @ expr_basis.reshape(3, -1)).reshape(3, -1, n_expr) * dz[:, :, None]
+    basis = packed.basis[:, :, first:]
+    n = basis.shape[2]
+    a = (params.rotation @ basis.reshape(3, -1)).reshape(3, -1, n) * dz[:, :, None]
     sw = np.sqrt(packed.weights)
-    a2 = a.reshape(-1, n_expr) * sw[:, None]
-    h = a2.T @ a2 + np.diag(prior_precision[k:])
-    expression = np.linalg.solve(h, -(a2.T @ (r0.reshape(-1) * sw)))
-    return replace(params, expression=np.clip(expression, bounds[k:, 0], bounds[k:, 1]))
+    a2 = a.reshape(-1, n) * sw[:, None]
+    h = a2.T @ a2 + np.diag(prior_precision[first:])
+    coeffs = np.clip(np.linalg.solve(h, -(a2.T @ (r0.reshape(-1) * sw))), bounds[first:, 0], bounds[first:, 1])
+    if identity:
+        return replace(params, identity=coeffs[:k], expression=coeffs[k:])
+    return replace(params, expression=coeffs)
 
 
 def solve_identity(packed: PackedRows, frames: list[tuple[np.ndarray, FitParams]],
@@ -308,14 +316,21 @@ def predict_landmarks(packed: PackedRows, params: FitParams) -> np.ndarray:
     return (params.scale * q + params.translation[:, None]).T
 
 
-def slide_shift(slide: np.ndarray, params: FitParams) -> np.ndarray:
+def slide_shift(slide: np.ndarray, params: FitParams, far: np.ndarray | None = None) -> np.ndarray:
     """(L, 3) pixels: where the view-dependent slide of the landmarks (slide (L, 3, 2),
     model metres per radian of yaw and pitch) moves the projected landmarks at params' view.
     The angles are clamped to about the range the slide was measured over (SLIDE_RANGE_DEG):
-    a straight line is no guide beyond it."""
+    a straight line is no guide beyond it. far (L, 3, 2): metres per radian of yaw beyond
+    +FAR_SLIDE_FROM_DEG and beyond -FAR_SLIDE_FROM_DEG (the face oval's silhouette points),
+    up to ±FAR_SLIDE_LIMIT_DEG."""
     limit = np.array(SLIDE_RANGE_DEG)
-    yaw, pitch = np.radians(np.clip(euler_angles(params.rotation)[:2], -limit, limit))
+    yaw_deg, pitch_deg = euler_angles(params.rotation)[:2]
+    yaw, pitch = np.radians(np.clip([yaw_deg, pitch_deg], -limit, limit))
     delta = slide[:, :, 0] * yaw + slide[:, :, 1] * pitch  # (L, 3) model frame
+    if far is not None:
+        far_yaw = math.radians(float(np.clip(yaw_deg, -FAR_SLIDE_LIMIT_DEG, FAR_SLIDE_LIMIT_DEG)))
+        edge = math.radians(FAR_SLIDE_FROM_DEG)
+        delta = delta + far[:, :, 0] * max(far_yaw - edge, 0.0) + far[:, :, 1] * min(far_yaw + edge, 0.0)
     shift = params.scale * delta @ params.rotation.T
     shift[:, 2] *= params.depth_scale
     return shift

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from engine.face.blas_threads import single_threaded_blas
-from engine.face.fit import (FitParams, FitSettings, euler_angles, gauss_newton, initial_pose, pack_rows,
+from engine.face.fit import (FAR_SLIDE_FROM_DEG, FitParams, FitSettings, euler_angles, gauss_newton, initial_pose, pack_rows,
                              predict_landmarks, refit_expression, rmse_px, rotation_angle_deg, rotation_matrix, slide_shift,
                              solve_identity)
 from engine.face.morphable import LinearFaceModel, landmark_rows
@@ -133,6 +133,17 @@ class FaceFitter:
                 if best - rmse < self.STILL_TOL * best:
                     break
                 best = rmse
+            far = self.model.landmark_slide_far
+            if slide is not None and far is not None:
+                # At the pose found, the face oval's far-yaw slide places its points where
+                # mediapipe puts them on the silhouette; the shape is fitted to those. The
+                # pose is not refitted through it: the solver holds the slide fixed per
+                # round (its yaw derivative left out), and through the far slide that
+                # fixed point sits at a smaller |yaw| (measured: 40° renders 1.5-2° lower).
+                observed = observed_all - slide_shift(slide, params, far)
+                params = refit_expression(self.packed, observed, params, prior_precision=self.prior_precision,
+                                          bounds=self.bounds, identity=free_identity)
+                rmse = rmse_px(predict_landmarks(self.packed, params), observed)
             return params, params, float(rmse)
 
     def _fit(self, landmarks: np.ndarray, t: float) -> tuple[FitParams, FitParams, float]:
@@ -170,6 +181,14 @@ class FaceFitter:
         self._params = params
         if free_identity and raw_rmse < st.good_fit_rmse_px:
             self._accumulate_identity(observed, params)
+        far = self.model.landmark_slide_far
+        if slide is not None and far is not None and abs(euler_angles(params.rotation)[0]) > FAR_SLIDE_FROM_DEG:
+            # the shape is fitted to where the far-yaw slide puts the oval (see fit_still)
+            observed = landmarks_obs - slide_shift(slide, params, far)
+            if not self.smoothing.enabled:
+                params = refit_expression(self.packed, observed, params, prior_precision=self.prior_precision,
+                                          bounds=self.bounds)
+                raw_rmse = rmse_px(predict_landmarks(self.packed, params), observed)
         if not self.smoothing.enabled:
             return params, params, raw_rmse
         # The identity shown glides (a slow filter: it shapes the back of the head, which no

@@ -54,6 +54,8 @@ class LinearFaceModel:
     landmark_slide: (L, 3, 2) float32 or None: how each landmark's surface point moves
         with the view (model metres per radian of yaw, of pitch) — mediapipe's points are
         not fixed on the skin (face-oval points follow the silhouette, others drift).
+    landmark_slide_far: (L, 3, 2) float32 or None: the face oval's further slide beyond
+        ±engine.face.fit.FAR_SLIDE_FROM_DEG of yaw (metres per radian, each side).
     """
 
     name: str
@@ -71,6 +73,7 @@ class LinearFaceModel:
     ibug68: np.ndarray
     vertex_colours: np.ndarray | None = None
     landmark_slide: np.ndarray | None = None
+    landmark_slide_far: np.ndarray | None = None
 
     @property
     def num_identity(self) -> int:
@@ -104,6 +107,7 @@ class LinearFaceModel:
         with np.load(path) as z:
             lm_tri, lm_bary, lm_mp = z["triangle"], z["barycentric"], z["mediapipe_index"]
             slide = z["slide"].astype(np.float32) if "slide" in z.files else None
+            slide_far = z["slide_far"].astype(np.float32) if "slide_far" in z.files else None
         mp_to_row = {int(m): i for i, m in enumerate(lm_mp)}
         missing = [int(m) for m in topology.MEDIAPIPE_TO_IBUG68 if int(m) not in mp_to_row]
         if missing:
@@ -125,6 +129,7 @@ class LinearFaceModel:
             ibug68=np.array([mp_to_row[int(m)] for m in topology.MEDIAPIPE_TO_IBUG68], np.int32),
             vertex_colours=arrays.vertex_colours,
             landmark_slide=slide,
+            landmark_slide_far=slide_far,
         )
 
     @classmethod

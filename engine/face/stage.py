@@ -140,7 +140,8 @@ def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: 
     lm2d = np.einsum("lk,lkc->lc", lm_w, img[lm_rows, :2])
     if model.landmark_slide is not None:
         # the landmarks are where mediapipe sees them: with their view-dependent slide
-        lm2d += slide_shift(model.landmark_slide[model.ibug68], params)[:, :2]
+        far = None if model.landmark_slide_far is None else model.landmark_slide_far[model.ibug68]
+        lm2d += slide_shift(model.landmark_slide[model.ibug68], params, far)[:, :2]
     return FaceResult(
         vertices_image=img,
         vertices_camera=rotated + offset,

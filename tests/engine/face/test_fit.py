@@ -264,3 +264,22 @@ def test_rasterize_barycentrics():
     near[:, 2] = 0.5
     r2 = rasterize(np.concatenate([verts, near]), np.array([[0, 1, 2], [3, 4, 5]]), 40, 40)
     assert (r2.triangle_id[ys, xs] == 1).all()
+
+
+def test_far_slide_acts_only_beyond_its_yaw_and_stops_at_its_limit():
+    from engine.face.fit import FAR_SLIDE_FROM_DEG, FAR_SLIDE_LIMIT_DEG, FitParams, rotation_matrix, slide_shift
+
+    line = np.zeros((2, 3, 2))
+    far = np.zeros((2, 3, 2))
+    far[:, 0, 0], far[:, 0, 1] = 0.01, 0.02  # x metres per radian beyond +/- the edge
+
+    def shift_x(yaw: float) -> float:
+        params = FitParams(rotation_matrix(yaw, 0.0, 0.0), 1000.0, np.zeros(3), np.zeros(1), np.zeros(1), 1.0)
+        moved = slide_shift(line, params, far) @ rotation_matrix(yaw, 0.0, 0.0)  # back to model axes
+        return float(moved[0, 0]) / 1000.0
+
+    edge = FAR_SLIDE_FROM_DEG
+    assert abs(shift_x(edge - 1)) < 1e-12 and abs(shift_x(-edge + 1)) < 1e-12
+    assert np.isclose(shift_x(edge + 10), 0.01 * np.radians(10))
+    assert np.isclose(shift_x(-edge - 10), -0.02 * np.radians(10))
+    assert np.isclose(shift_x(FAR_SLIDE_LIMIT_DEG + 10), 0.01 * np.radians(FAR_SLIDE_LIMIT_DEG - edge))

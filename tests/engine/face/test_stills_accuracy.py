@@ -1,6 +1,7 @@
 """Faces on stills against bare mediapipe in the same run (engine/bench/face_stills.py): a
-seed not used while developing (the bench uses 5). The RMSE goal of issue 11 (≤ 3 px) is
-not met yet (bench face reports it); what is met is held here."""
+seed not used while developing (the bench uses 5, the far-yaw slide was checked on 101).
+Issue 11's goals: every face bare mediapipe finds; median fit RMSE ≤ 3 px (measured 2.83
+here; 3.9 before the face oval's far-yaw slide); |yaw| error median ≤ 3°, max ≤ 8°."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +19,11 @@ def outcomes():
 def test_every_face_bare_mediapipe_finds_is_found(outcomes):
     missed = [(o.case.kind, o.case.yaw) for o in outcomes if o.bare_found and not o.found]
     assert not missed
+
+
+def test_median_fit_rmse_meets_the_goal(outcomes):
+    rmse = [o.rmse_px for o in outcomes if o.found]
+    assert np.median(rmse) <= 3.0, np.round(sorted(rmse), 2)
 
 
 def test_yaw_is_recovered_with_one_sign_convention(outcomes):
