@@ -182,14 +182,15 @@ class FaceFitter:
         if free_identity and raw_rmse < st.good_fit_rmse_px:
             self._accumulate_identity(observed, params)
         far = self.model.landmark_slide_far
-        if slide is not None and far is not None and abs(euler_angles(params.rotation)[0]) > FAR_SLIDE_FROM_DEG:
+        far_view = slide is not None and far is not None and abs(euler_angles(params.rotation)[0]) > FAR_SLIDE_FROM_DEG
+        if far_view:
             # the shape is fitted to where the far-yaw slide puts the oval (see fit_still)
             observed = landmarks_obs - slide_shift(slide, params, far)
-            if not self.smoothing.enabled:
+        if not self.smoothing.enabled:
+            if far_view:
                 params = refit_expression(self.packed, observed, params, prior_precision=self.prior_precision,
                                           bounds=self.bounds)
                 raw_rmse = rmse_px(predict_landmarks(self.packed, params), observed)
-        if not self.smoothing.enabled:
             return params, params, raw_rmse
         # The identity shown glides (a slow filter: it shapes the back of the head, which no
         # landmark pins, so a change there unfiltered would jump by tens of pixels). The

@@ -70,11 +70,16 @@ def tile_boxes(width: int, height: int, side_fraction: float = TILE_FRACTION) ->
     return boxes
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two x1, y1, x2, y2 boxes."""
+def box_intersection(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection area of two x1, y1, x2, y2 boxes, pixels²."""
     w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
     h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    inter = w * h
+    return w * h
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x1, y1, x2, y2 boxes."""
+    inter = box_intersection(a, b)
     union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
     return inter / union if union > 0 else 0.0
 

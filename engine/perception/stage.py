@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from engine.frame import Frame
-from engine.perception.people import (SMALL_AREA_FRACTION, choose_person, crop_box, extract_square,
-                                      find_people, smooth_box, tile_boxes, uncrop_mask)
+from engine.perception.people import (SMALL_AREA_FRACTION, box_intersection, choose_person, crop_box,
+                                      extract_square, find_people, smooth_box, tile_boxes, uncrop_mask)
 from engine.perception.result import PerceptionResult
 from engine.stage_protocol import StageContext
 
@@ -219,17 +219,12 @@ class PerceptionStage:
         boxes = self._people_boxes[:MAX_PEOPLE_POSES]
         poses = np.zeros((len(boxes), NUM_POSE_LANDMARKS, 3), np.float32)
         for k, box in enumerate(boxes):
-            known = self._photo_poses.get(tuple(box.tolist()))
-            if known is not None:  # found while checking this small person
-                poses[k] = known
-                continue
-            square = crop_box(box)
-            out = self._pose.process(extract_square(rgb, square, POSE_CROP_SIZE))
-            if out.pose_landmarks is not None:
-                side = float(square[2] - square[0])
-                poses[k] = landmarks_to_pixels(out.pose_landmarks.landmark, side, side)
-                poses[k, :, 0] += square[0]
-                poses[k, :, 1] += square[1]
+            pose = self._photo_poses.get(tuple(box.tolist()))  # found while checking a small person
+            if pose is None:
+                found = self._pose_in_square(rgb, crop_box(box))
+                pose = None if found is None else found[0]
+            if pose is not None:
+                poses[k] = pose
         return poses
 
     def _retry_face(self, rgb: np.ndarray, width: int, height: int,
@@ -313,7 +308,7 @@ class PerceptionStage:
         people = find_people(whole)
         tiled = find_people(self._tiled_mask(rgb, whole), min_area_fraction=SMALL_AREA_FRACTION)
         extra = sorted((c for c in tiled if c.box[3] - c.box[1] >= MIN_SMALL_PERSON_PX
-                        and not any(_overlap(c.box, p.box) > 0 for p in people)), key=lambda c: -c.area)
+                        and not any(box_intersection(c.box, p.box) > 0 for p in people)), key=lambda c: -c.area)
         self._photo_poses = {}
         for candidate in extra[:MAX_SMALL_PEOPLE]:
             pose = self._pose_in_box(rgb, candidate.box)
@@ -327,18 +322,26 @@ class PerceptionStage:
         it, tight then loose): the visible landmarks must span half the box's height with
         their centre inside it, else None (the model also "finds" people in a cup)."""
         for margin in (0.2, 0.6):
-            square = crop_box(box, margin)
-            out = self._pose.process(extract_square(rgb, square, POSE_CROP_SIZE))
-            if out.pose_landmarks is None:
+            found = self._pose_in_square(rgb, crop_box(box, margin))
+            if found is None:
                 continue
-            side = float(square[2] - square[0])
-            pose = landmarks_to_pixels(out.pose_landmarks.landmark, side, side)
-            pose[:, :2] += square[:2]
-            seen = pose[np.array([p.visibility for p in out.pose_landmarks.landmark]) > 0.5, :2]
+            pose, visibility = found
+            seen = pose[visibility > 0.5, :2]
             if len(seen) >= 8 and np.ptp(seen[:, 1]) >= 0.5 * (box[3] - box[1]) \
                     and _inside(seen.mean(axis=0), box):
                 return pose
         return None
+
+    def _pose_in_square(self, rgb: np.ndarray, square: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (still-mode) pose graph on one square of a photo: (33, 3) landmarks in image
+        pixels and (33,) visibility, or None."""
+        out = self._pose.process(extract_square(rgb, square, POSE_CROP_SIZE))
+        if out.pose_landmarks is None:
+            return None
+        side = float(square[2] - square[0])
+        pose = landmarks_to_pixels(out.pose_landmarks.landmark, side, side)
+        pose[:, :2] += square[:2]
+        return pose, np.array([p.visibility for p in out.pose_landmarks.landmark], np.float32)
 
     def _tiled_mask(self, rgb: np.ndarray, whole: np.ndarray) -> np.ndarray:
         """The person probability of a photo: the whole-image mask together with (maximum)
@@ -368,13 +371,6 @@ class PerceptionStage:
         self._face_mesh = self._pose = self._selfie = None
         self._crop, self._person_box, self._pose_centre, self._frames_seen = None, None, None, 0
         self._people, self._people_boxes, self._photo_poses = [], None, {}
-
-
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection area of two x1, y1, x2, y2 boxes, pixels²."""
-    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
-    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    return w * h
 
 
 def _inside(point: np.ndarray, box: np.ndarray) -> bool:
