@@ -50,7 +50,7 @@ from engine.face.fit import FAR_SLIDE_FROM_DEG, FAR_SLIDE_LIMIT_DEG, SLIDE_RANGE
 from engine.face.synthetic import render_mesh  # noqa: E402
 from engine.face.topology import IRIS_CENTRES, MEDIAPIPE_FACE_OVAL, NUM_MEDIAPIPE_MESH  # noqa: E402
 from engine.paths import assets_dir  # noqa: E402
-from engine.perception.stage import landmarks_to_pixels  # noqa: E402
+from engine.perception.crops import landmarks_to_pixels  # noqa: E402
 from engine.render.raster_cpu import vertex_normals  # noqa: E402
 
 log = logging.getLogger("make_face_correspondence")

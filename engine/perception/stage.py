@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 
 from engine.frame import Frame
-from engine.perception.people import (SMALL_AREA_FRACTION, box_intersection, choose_person, crop_box,
+from engine.perception.crops import (POSE_CROP_SIZE, landmarks_to_pixels, pose_in_box, pose_in_square,
+                                     small_people)
+from engine.perception.people import (box_intersection, choose_person, crop_box,
                                       extract_square, find_people, smooth_box, tile_boxes, uncrop_mask)
 from engine.perception.result import PerceptionResult
 from engine.stage_protocol import StageContext
@@ -24,13 +26,11 @@ log = logging.getLogger(__name__)
 
 NUM_FACE_LANDMARKS = 478
 NUM_POSE_LANDMARKS = 33
-POSE_CROP_SIZE = 512  # fixed crop size: keeps the pose graph's input stable across frames
 FACE_RETRY_SIZE = 384  # a retried face region is resampled to this square
 MAX_RETRY_PEOPLE = 3  # person blobs tried, largest first, when a photo's pose is missed
 MAX_SMALL_PEOPLE = 4  # blobs only the tiled search finds, largest first, checked for a pose
-MIN_SMALL_PERSON_PX = 40  # shorter blobs are not looked at: no pose model reads them
 MAX_PEOPLE_POSES = 8  # people of a photo (from the left) given a pose of their own
-SEGMENTATION_TILE_SIZE = 256  # the selfie model's own input size: tiles are resampled to it
+TILED_EVERY = 5  # video, nobody in view: every 5th people search (~1 s at 25 fps) is tiled
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,9 @@ class PerceptionStage:
         self._people: list = []  # PersonCandidate of the last people search
         self._people_boxes: np.ndarray | None = None  # (P, 4) every person the search found
         self._photo_poses: dict[tuple, np.ndarray] = {}  # box -> pose found while checking it
+        self._small_person = None  # video: a person only the tiled search found, while tracked
+        self._tiled_searches = 0
+        self._last_pose_frame = -1
         self._frames_seen = 0
         self._build()
 
@@ -199,6 +202,8 @@ class PerceptionStage:
             if crop is not None:
                 mask = uncrop_mask(mask, crop, width, height)
         self._pose_centre = None if pose is None else pose[:, :2].mean(axis=0)
+        if pose is not None:
+            self._last_pose_frame = self._frames_seen
         return pose, visibility, world, mask
 
     def _add_posed_person(self, pose: np.ndarray, visibility: np.ndarray) -> None:
@@ -221,7 +226,7 @@ class PerceptionStage:
         for k, box in enumerate(boxes):
             pose = self._photo_poses.get(tuple(box.tolist()))  # found while checking a small person
             if pose is None:
-                found = self._pose_in_square(rgb, crop_box(box))
+                found = pose_in_square(self._pose, rgb, crop_box(box))
                 pose = None if found is None else found[0]
             if pose is not None:
                 poses[k] = pose
@@ -283,10 +288,15 @@ class PerceptionStage:
             people = self._photo_people(rgb, mask)
         else:
             people = find_people(np.asarray(mask, np.float32)) if mask is not None else []
+            if not people:
+                people = self._small_person_on_video(rgb, mask)
         self._people = people
         self._people_boxes = np.array([p.box for p in people], np.float32).reshape(-1, 4)
         chosen = choose_person(people, self.settings.person, None if still else self._person_box)
         self._person_box = None if chosen is None else chosen.box  # followed even when alone
+        if chosen is not None and chosen is self._small_person:
+            self._crop = crop_box(chosen.box, 0.6)  # the pose graph's only view of someone that small
+            return
         if chosen is None or len(people) < 2:
             self._crop = None
             return
@@ -298,63 +308,43 @@ class PerceptionStage:
             return  # the full-frame tracker is already on the chosen person: keep it
         self._crop = smooth_box(self._crop, crop_box(chosen.box))
 
+    def _small_person_on_video(self, rgb: np.ndarray, whole) -> list:
+        """Video, and the whole-frame mask holds nobody: a person too small for it (far away
+        in a wide shot) is looked for with the tiled search, every TILED_EVERY-th people
+        search while nobody is tracked (~0.1 s on the helper thread). A person found is kept,
+        their crop given to the pose graph, for as long as it tracks them there."""
+        kept = self._small_person
+        if kept is not None and self._frames_seen - self._last_pose_frame <= self.settings.people_every:
+            return [kept]  # the pose graph found them in the crop since the last search
+        self._small_person = None
+        self._tiled_searches += 1
+        if (self._tiled_searches - 1) % TILED_EVERY:
+            return []
+        height, width = rgb.shape[:2]
+        whole = np.zeros((height, width), np.float32) if whole is None else np.asarray(whole, np.float32)
+        found = small_people(self._selfie, rgb, whole)
+        if not found:
+            return []
+        self._small_person = max(found, key=lambda c: c.area)
+        return [self._small_person]
+
     def _photo_people(self, rgb: np.ndarray, whole) -> list:
         """A photo's people: the blobs of the whole-image mask, and the small ones that only
-        the tiled search finds (_tiled_mask), apart from those, at least MIN_SMALL_PERSON_PX
-        tall, and only where the pose model then finds a person filling their crop: zoomed
-        in, the segmentation also takes cups and statues for people."""
+        the tiled search finds (crops.small_people), apart from those, where the pose model
+        then finds a person filling their crop (zoomed in, the segmentation also takes cups
+        and statues for people)."""
         height, width = rgb.shape[:2]
         whole = np.zeros((height, width), np.float32) if whole is None else np.asarray(whole, np.float32)
         people = find_people(whole)
-        tiled = find_people(self._tiled_mask(rgb, whole), min_area_fraction=SMALL_AREA_FRACTION)
-        extra = sorted((c for c in tiled if c.box[3] - c.box[1] >= MIN_SMALL_PERSON_PX
-                        and not any(box_intersection(c.box, p.box) > 0 for p in people)), key=lambda c: -c.area)
+        extra = sorted((c for c in small_people(self._selfie, rgb, whole)
+                        if not any(box_intersection(c.box, p.box) > 0 for p in people)), key=lambda c: -c.area)
         self._photo_poses = {}
         for candidate in extra[:MAX_SMALL_PEOPLE]:
-            pose = self._pose_in_box(rgb, candidate.box)
+            pose = pose_in_box(self._pose, rgb, candidate.box)
             if pose is not None:
                 people.append(candidate)
                 self._photo_poses[tuple(candidate.box.tolist())] = pose
         return sorted(people, key=lambda p: float(p.box[0]))
-
-    def _pose_in_box(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        """(33, 3) pose landmarks (pixels) of a person filling `box` (found in a crop around
-        it, tight then loose): the visible landmarks must span half the box's height with
-        their centre inside it, else None (the model also "finds" people in a cup)."""
-        for margin in (0.2, 0.6):
-            found = self._pose_in_square(rgb, crop_box(box, margin))
-            if found is None:
-                continue
-            pose, visibility = found
-            seen = pose[visibility > 0.5, :2]
-            if len(seen) >= 8 and np.ptp(seen[:, 1]) >= 0.5 * (box[3] - box[1]) \
-                    and _inside(seen.mean(axis=0), box):
-                return pose
-        return None
-
-    def _pose_in_square(self, rgb: np.ndarray, square: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The (still-mode) pose graph on one square of a photo: (33, 3) landmarks in image
-        pixels and (33,) visibility, or None."""
-        out = self._pose.process(extract_square(rgb, square, POSE_CROP_SIZE))
-        if out.pose_landmarks is None:
-            return None
-        side = float(square[2] - square[0])
-        pose = landmarks_to_pixels(out.pose_landmarks.landmark, side, side)
-        pose[:, :2] += square[:2]
-        return pose, np.array([p.visibility for p in out.pose_landmarks.landmark], np.float32)
-
-    def _tiled_mask(self, rgb: np.ndarray, whole: np.ndarray) -> np.ndarray:
-        """The person probability of a photo: the whole-image mask together with (maximum)
-        the masks of overlapping tiles (people.tile_boxes), each mapped back. Small and far
-        people the whole-image pass misses are found; a large person stays one blob (its
-        whole-image mask joins the tiles' pieces). ~15 tiles at 720p, ~0.1 s: photos only."""
-        height, width = rgb.shape[:2]
-        mask = whole.copy()
-        for box in tile_boxes(width, height):
-            tile = self._selfie.process(extract_square(rgb, box, SEGMENTATION_TILE_SIZE)).segmentation_mask
-            if tile is not None:
-                np.maximum(mask, uncrop_mask(np.asarray(tile, np.float32), box, width, height), out=mask)
-        return mask
 
     def reset(self) -> None:
         """A new source: drop mediapipe's tracking state by rebuilding the graphs."""
@@ -371,16 +361,8 @@ class PerceptionStage:
         self._face_mesh = self._pose = self._selfie = None
         self._crop, self._person_box, self._pose_centre, self._frames_seen = None, None, None, 0
         self._people, self._people_boxes, self._photo_poses = [], None, {}
+        self._small_person, self._tiled_searches, self._last_pose_frame = None, 0, -1
 
 
 def _inside(point: np.ndarray, box: np.ndarray) -> bool:
     return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
-
-
-def landmarks_to_pixels(landmarks, width: int, height: int) -> np.ndarray:
-    """mediapipe NormalizedLandmarkList -> (N, 3) float32: x, y pixels; z scaled by width."""
-    arr = np.array([[p.x, p.y, p.z] for p in landmarks], np.float32)
-    arr[:, 0] *= width
-    arr[:, 1] *= height
-    arr[:, 2] *= width
-    return arr

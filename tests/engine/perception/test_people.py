@@ -133,3 +133,25 @@ def test_photo_finds_a_small_far_person(shared_file, person_px, at):
     centre = seen.mean(axis=0)
     assert box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]
     assert result.people_boxes is not None and len(result.people_boxes) >= 1
+
+
+def test_video_finds_a_small_far_person_and_keeps_them(shared_file):
+    """On video the whole-frame people search finds nobody this small; the tiled search
+    (while nobody is in view) gives the pose graph a crop around them, kept while tracked."""
+    from engine.perception.stage import PerceptionSettings, PerceptionStage
+
+    scene, box = _small_person_scene(shared_file, 200, (120, 80))
+    stage = PerceptionStage(PerceptionSettings())
+    hits = []
+    try:
+        for i in range(30):
+            result = stage.process(Frame(scene, i, i / 25.0, "video"), {})
+            if result.pose_landmarks is not None:
+                seen = result.pose_landmarks[result.pose_visibility > 0.5, :2].mean(axis=0)
+                hits.append(box[0] <= seen[0] <= box[2] and box[1] <= seen[1] <= box[3])
+            else:
+                hits.append(False)
+    finally:
+        stage.close()
+    assert any(hits[:5])
+    assert sum(hits) >= 20
