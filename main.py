@@ -194,7 +194,7 @@ def cmd_run(args, settings) -> int:
             export_dir=(args.out / "meshes") if args.export_meshes else None,
             volume_quality=args.volume_quality, target_fps=args.target_fps,
             # Mesh colours cost ~5 ms of CPU per frame; only mesh files and recordings carry them.
-            mesh_colours=bool(args.export_meshes) or getattr(args, "record", None) is not None)
+            mesh_colours=bool(args.export_meshes) or args.record is not None)
         t_load = time.monotonic()
         stages = build_stages(stage_names, options)
         load_s = time.monotonic() - t_load

@@ -14,82 +14,75 @@ from engine.frame import Frame
 RENDER_SEED = 77  # tests/engine/body/test_person_renders.py draws from another seed
 
 
-def _bare_pose():
-    import mediapipe as mp
+class _BothPaths:
+    """Bare mediapipe pose (static mode) and holocap's photo path (perception + body), side by
+    side on the same images; a context manager that closes the graphs."""
 
-    return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+    def __enter__(self) -> "_BothPaths":
+        import mediapipe as mp
 
+        from engine.stage_factory import StageOptions, build_stages
 
-def _landmarks_px(seen, image: np.ndarray) -> np.ndarray | None:
-    if seen is None:
-        return None
-    h, w = image.shape[:2]
-    return np.array([[p.x * w, p.y * h] for p in seen.landmark], np.float32)
+        self.bare = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+        self.perception, self.body = build_stages(["perception", "body"],
+                                                  StageOptions(static_images=True, mesh_colours=False))
+        return self
 
+    def __exit__(self, *exc) -> None:
+        self.bare.close()
+        self.perception.close()
+        self.body.close()
 
-def _photo_stages():
-    from engine.stage_factory import StageOptions, build_stages
-
-    return build_stages(["perception", "body"], StageOptions(static_images=True, mesh_colours=False))
+    def run(self, image: np.ndarray, index: int, name: str):
+        """-> (bare mediapipe's (33, 2) landmarks in pixels or None, holocap's BodyResult or None)."""
+        seen = self.bare.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).pose_landmarks
+        landmarks = None
+        if seen is not None:
+            h, w = image.shape[:2]
+            landmarks = np.array([[p.x * w, p.y * h] for p in seen.landmark], np.float32)
+        frame = Frame(image, index, 0.0, name)
+        ours = self.perception.process(frame, {})
+        result = self.body.process(frame, {"perception": ours}) if ours.pose_landmarks is not None else None
+        return landmarks, result
 
 
 def found_on_photos(paths: list[Path]) -> dict[str, Any]:
     """Per photo: whether bare mediapipe (static mode) finds a pose, whether holocap's photo
     path gives a body."""
-    bare = _bare_pose()
-    perception, body = _photo_stages()
     rows = {}
-    try:
+    with _BothPaths() as both:
         for i, path in enumerate(paths):
             image = cv2.imread(str(path))
-            if image is None:
-                continue
-            seen = bare.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).pose_landmarks
-            frame = Frame(image, i, 0.0, path.name)
-            ours = perception.process(frame, {})
-            result = body.process(frame, {"perception": ours}) if ours.pose_landmarks is not None else None
-            rows[path.name] = {"mediapipe": seen is not None, "holocap": result is not None}
-    finally:
-        bare.close()
-        perception.close()
-        body.close()
+            if image is not None:
+                landmarks, result = both.run(image, i, path.name)
+                rows[path.name] = {"mediapipe": landmarks is not None, "holocap": result is not None}
     return rows
 
 
 def renders_accuracy(data, cases: int, heights: tuple[float, float] = (360.0, 480.0),
                      seed: int = RENDER_SEED) -> dict[str, Any]:
-    """`cases` renders (1280x720 and 720x1280 in turn, people `heights` px tall): found by each,
-    and the median COCO-17 keypoint error (% of height) of the fitted body and of bare
-    mediapipe's landmarks, over the renders both found."""
+    """`cases` renders (1280x720 and 720x1280 in turn, people `heights` px tall): found by each
+    (per render in `found`: (height px, mediapipe, holocap)), and the median COCO-17 keypoint
+    error (% of height) of the fitted body and of bare mediapipe's landmarks, over the
+    renders both found."""
     from engine.body.fit import AnnyFitter
     from engine.body.synthetic_render import clothing_parts, keypoint_error_percent, render_person
 
     fitter, parts = AnnyFitter(data), clothing_parts(data)
     rng = np.random.default_rng(seed)
-    bare = _bare_pose()
-    perception, body = _photo_stages()
-    found_bare = found_ours = 0
-    drawn, err_fit, err_bare = [], [], []
-    try:
+    found, err_fit, err_bare = [], [], []
+    with _BothPaths() as both:
         for i in range(cases):
             size = (1280, 720) if i % 2 == 0 else (720, 1280)
             r = render_person(fitter, rng, *size, rng.uniform(*heights), parts)
-            drawn.append(r.height_px)
-            landmarks = _landmarks_px(bare.process(cv2.cvtColor(r.image, cv2.COLOR_BGR2RGB)).pose_landmarks, r.image)
-            frame = Frame(r.image, i, 0.0, f"render_{i}")
-            ours = perception.process(frame, {})
-            result = body.process(frame, {"perception": ours}) if ours.pose_landmarks is not None else None
-            found_bare += landmarks is not None
-            found_ours += result is not None
+            landmarks, result = both.run(r.image, i, f"render_{i}")
+            found.append((r.height_px, landmarks is not None, result is not None))
             if landmarks is not None and result is not None:
                 err_fit.append(keypoint_error_percent(result.keypoints_2d, r.keypoints_2d))
                 err_bare.append(keypoint_error_percent(landmarks, r.keypoints_2d))
-    finally:
-        bare.close()
-        perception.close()
-        body.close()
-    return {"cases": cases, "height_px": (min(drawn), max(drawn)), "mediapipe": found_bare,
-            "holocap": found_ours,
+    drawn = [h for h, _, _ in found]
+    return {"cases": cases, "height_px": (min(drawn), max(drawn)), "found": found,
+            "mediapipe": sum(m for _, m, _ in found), "holocap": sum(o for _, _, o in found),
             "error_fit": float(np.median(err_fit)) if err_fit else float("nan"),
             "error_mediapipe": float(np.median(err_bare)) if err_bare else float("nan")}
 

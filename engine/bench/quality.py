@@ -89,8 +89,8 @@ def mesh_coverage(fr: Any, view: Any, part: str, width: int, height: int) -> np.
     # Window pixel centres are at (i + 0.5); the CPU kernel tests integer positions; image
     # rows run top-down (the framebuffer is read back flipped).
     xy = np.stack([(ndc[:, 0] * 0.5 + 0.5) * width - 0.5, (0.5 - ndc[:, 1] * 0.5) * height - 0.5], axis=1)
-    keep = np.asarray(faces)[ahead[np.asarray(faces)].all(axis=1)]
-    return coverage(xy.astype(np.float32), keep, height, width) > 0
+    # triangles reaching the camera plane are left out (in the kernel)
+    return coverage(xy.astype(np.float32), np.asarray(faces), height, width, depth=clip[:, 3], near=1e-6) > 0
 
 
 def surface_cracks(image: np.ndarray, covered: np.ndarray) -> int:
