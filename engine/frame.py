@@ -16,6 +16,9 @@ class Frame:
     source_id: identifies the source (camera name, file path, "synthetic:...").
     name: what this frame is within its source when that is more than its index: the image's
         file name for photos and image folders; "" otherwise.
+    t_media: seconds on the source's own timeline (files: index / the playback rate), or
+        None for live sources. Temporal filters follow `t_filter`, so a run over a file gives
+        the same results however fast it was processed (or on which machine).
     """
 
     image: np.ndarray
@@ -23,6 +26,12 @@ class Frame:
     t_capture: float
     source_id: str
     name: str = ""
+    t_media: float | None = None
+
+    @property
+    def t_filter(self) -> float:
+        """The time temporal filters and trackers follow: the file's timeline, else capture time."""
+        return self.t_capture if self.t_media is None else self.t_media
 
     @property
     def height(self) -> int:

@@ -192,12 +192,12 @@ class HmrBodyEstimator:
         )
 
     def crop_box(self, frame: Frame, perception: PerceptionResult | None) -> tuple[np.ndarray, float] | None:
-        """The box `process` crops: `person_box`, One Euro filtered over frame.t_capture when
+        """The box `process` crops: `person_box`, One Euro filtered over frame.t_filter when
         smooth_box is on (this advances the filter: call once per frame)."""
         box = self.person_box(frame, perception)
         if box is None or self._box_filter is None:
             return box
-        cx, cy, side = self._box_filter(np.array([box[0][0], box[0][1], box[1] * BOX_UNIT_PX]), frame.t_capture)
+        cx, cy, side = self._box_filter(np.array([box[0][0], box[0][1], box[1] * BOX_UNIT_PX]), frame.t_filter)
         return np.array([cx, cy]), float(side) / BOX_UNIT_PX
 
     def reset(self) -> None:

@@ -196,7 +196,7 @@ def observation_from_perception(perception: PerceptionResult | None, frame: Fram
     return Observation(points_2d=np.asarray(perception.pose_landmarks[:, :2], np.float64),
                        visibility=np.asarray(visibility, np.float64),
                        world=None if perception.pose_world is None else np.asarray(perception.pose_world, np.float64),
-                       camera=camera, time=frame.t_capture)
+                       camera=camera, time=frame.t_filter)
 
 
 def body_result(out: FitOutput, camera: PinholeCamera, faces: np.ndarray | None) -> BodyResult:

@@ -250,7 +250,7 @@ class FaceStage:
         if self.settings.still_images:
             _, smoothed, rmse = self._fitter.fit_still(landmarks)
         else:
-            _, smoothed, rmse = self._fitter.fit(landmarks, frame.t_capture)
+            _, smoothed, rmse = self._fitter.fit(landmarks, frame.t_filter)
         camera = PinholeCamera.from_fov(frame.width, frame.height, self.settings.hfov_deg)
         with single_threaded_blas():
             return face_result(self._mesh, smoothed, camera, rmse, self.backend)

@@ -83,6 +83,11 @@ class Pacer:
         self._t0: float | None = None
         self._n = 0
 
+    @property
+    def period(self) -> float:
+        """Seconds between frames on the source's own timeline (0 when the rate is unknown)."""
+        return self._period
+
     def reset(self) -> None:
         self._t0, self._n = None, 0
 
@@ -107,12 +112,14 @@ class Pacer:
 
 
 def release_frame(image, index: int, source_id: str, pacer: "Pacer | None",
-                  stop: "threading.Event", name: str = "") -> Frame | None:
+                  stop: "threading.Event", name: str = "", period_s: float = 0.0) -> Frame | None:
     """The common end of a file-like source's read(): wait for the frame's due time when
     `pacer` is given (realtime playback; `stop` cuts the wait short), then stamp the
-    capture time. Returns None when the source was closed while waiting."""
+    capture time, and the frame's time on the file's own timeline (index x period_s) that
+    temporal filters follow. Returns None when the source was closed while waiting."""
     if pacer is not None:
         pacer.wait(stop.wait)
         if stop.is_set():
             return None
-    return Frame(image=image, index=index, t_capture=time.monotonic(), source_id=source_id, name=name)
+    return Frame(image=image, index=index, t_capture=time.monotonic(), source_id=source_id, name=name,
+                 t_media=index * period_s if period_s > 0 else None)

@@ -208,7 +208,8 @@ class ImageSource:
             return None
         image, name = got
         frame = release_frame(image, self._index, self.source_id,
-                              self._pacer if self._realtime else None, self._stop, name=name)
+                              self._pacer if self._realtime else None, self._stop, name=name,
+                              period_s=self._pacer.period)
         if frame is not None:
             self._index += 1
         return frame

@@ -131,7 +131,8 @@ class SyntheticSource:
             return None
         self._pos += 1
         frame = release_frame(image, self._index, self.source_id,
-                              self._pacer if self._realtime else None, self._stop)
+                              self._pacer if self._realtime else None, self._stop,
+                              period_s=self._pacer.period)
         if frame is not None:
             self._index += 1
         return frame

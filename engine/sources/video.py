@@ -2,7 +2,7 @@
 
 `realtime=True` paces frames to the file's rate (the GUI), `realtime=False` delivers them
 as fast as they are read (headless runs, tests); t_capture is always time.monotonic()
-at delivery.
+at delivery, t_media the frame's place on the playback timeline (index / rate).
 """
 from __future__ import annotations
 
@@ -205,7 +205,8 @@ class VideoSource:
                 self._noted = True
                 log.info("video %s: %s", self._path, ", ".join(notes))
         frame = release_frame(np.ascontiguousarray(image), self._index, self.source_id,
-                              self._pacer if self._realtime else None, self._stop)
+                              self._pacer if self._realtime else None, self._stop,
+                              period_s=self._pacer.period)
         if frame is not None:
             self._index += 1
         return frame

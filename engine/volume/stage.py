@@ -210,7 +210,7 @@ class VolumeStage:
         def steady(cube: CubeMap) -> CubeMap:
             if self._cube_last is not None and is_cut(cube, self._cube_last):
                 self._cube_filter.reset()  # another photo or person: start afresh
-            self._cube_last = self._cube_filter(np.append(cube.centre, cube.half), frame.t_capture)
+            self._cube_last = self._cube_filter(np.append(cube.centre, cube.half), frame.t_filter)
             return steady_cube(cube, self._cube_last)
 
         f = build_offline_field(body, perception.segmentation, frame.image, size, self.settings.field,

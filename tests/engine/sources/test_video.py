@@ -53,6 +53,8 @@ def test_loop_rewinds(small_video: Path) -> None:
     frames = [source.read() for _ in range(2 * N_FRAMES + 3)]
     assert [_level(f) for f in frames] == [i % N_FRAMES for i in range(2 * N_FRAMES + 3)]
     assert frames[-1].index == 2 * N_FRAMES + 2  # the running index does not restart
+    # The filters' clock is the file's timeline, and it keeps going forward over the loops.
+    assert [f.t_filter for f in frames] == pytest.approx([i / 10.0 for i in range(2 * N_FRAMES + 3)])
     assert source.info()["loops"] == 2
     source.close()
     assert source.read() is None
