@@ -27,9 +27,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 log = logging.getLogger("holocap")
 
-COMMANDS = ("gui", "run", "cameras", "weights", "bench")
+COMMANDS = ("gui", "run", "cameras", "weights", "bench", "serve")
 BENCHMARKS = ("sources", "perception", "face", "tddfa", "body", "volume", "volume_field", "outputs", "render", "hmr", "app",
-              "quality", "soak")
+              "quality", "remote", "soak")
 
 
 class UserError(Exception):
@@ -45,6 +45,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.remote.cli import add_remote_args, add_serve_parser
     from engine.settings_schema import DEVICES, cli_type
 
     parser = OneLineParser(
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "saved setting in the app, high with three views headless)")
         p.add_argument("--target-fps", type=_positive_fps, default=None,
                        help="frame-time budget of the volume in fps (default: the source's, at most 30)")
+        add_remote_args(p)
 
     gui = sub.add_parser("gui", help="the desktop app (default)")
     add_source_args(gui)
@@ -101,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.outputs.options import add_output_arguments
 
     add_output_arguments(run)
+
+    add_serve_parser(sub)
 
     sub.add_parser("cameras", help="list cameras by name with their modes")
 
@@ -175,6 +179,7 @@ def cmd_run(args, settings) -> int:
     if not args.headless:
         return cmd_gui(args, settings)
     from engine.headless import HeadlessOptions, run_headless
+    from engine.remote.cli import remote_options_from_args
     from engine.stage_factory import StageOptions, build_stages, resolve_stage_names
 
     # Everything the user typed is checked before a model loads (which takes seconds).
@@ -194,7 +199,8 @@ def cmd_run(args, settings) -> int:
             export_dir=(args.out / "meshes") if args.export_meshes else None,
             volume_quality=args.volume_quality, target_fps=args.target_fps,
             # Mesh colours cost ~5 ms of CPU per frame; only mesh files and recordings carry them.
-            mesh_colours=bool(args.export_meshes) or args.record is not None)
+            mesh_colours=bool(args.export_meshes) or args.record is not None,
+            remote=remote_options_from_args(args, stage_names))
         t_load = time.monotonic()
         stages = build_stages(stage_names, options)
         load_s = time.monotonic() - t_load
@@ -292,7 +298,14 @@ def cmd_bench(args, settings) -> int:
     return 0
 
 
-HANDLERS = {"gui": cmd_gui, "run": cmd_run, "cameras": cmd_cameras, "weights": cmd_weights, "bench": cmd_bench}
+def cmd_serve(args, settings) -> int:
+    from engine.remote.cli import cmd_serve as serve
+
+    return serve(args, settings)
+
+
+HANDLERS = {"gui": cmd_gui, "run": cmd_run, "cameras": cmd_cameras, "weights": cmd_weights, "bench": cmd_bench,
+            "serve": cmd_serve}
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -300,6 +313,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [UserError]
     for module, name in (("engine.sources.errors", "SourceError"), ("engine.stage_factory", "StageBuildError"),
                          ("engine.weights.errors", "WeightsError"), ("app.launch", "NoDisplayError"),
+                         ("engine.remote.errors", "ServeError"),
         ("engine.outputs.virtual_camera", "VirtualCameraUnavailable")):
         try:
             types.append(getattr(importlib.import_module(module), name))

@@ -28,11 +28,12 @@ OUTPUT_WIDTH, OUTPUT_HEIGHT = 1280, 720  # virtual camera / MJPEG frame size
 class MainWindow(QMainWindow):
     camera_modes_ready = pyqtSignal(list)  # from a worker thread, queued to the GUI
 
-    def __init__(self, settings: AppSettings, *, event_mode: bool = False) -> None:
+    def __init__(self, settings: AppSettings, *, event_mode: bool = False, remote: Any = None) -> None:
         super().__init__()
         from app.viewport import Viewport  # imports OpenGL: only once Qt is up
 
         self.settings = settings
+        self.remote = remote  # engine.remote.client.RemoteOptions (`--remote URL`) or None
         self.session = CaptureSession(self)
         self.viewport = Viewport(self)
         self.viewport.set_view_mode(settings.view)
@@ -199,7 +200,7 @@ class MainWindow(QMainWindow):
                             volume_backend=s.volume_backend, smoothing=s.smoothing, hfov_deg=s.hfov_deg,
                             person=None if s.person < 0 else s.person, live=True,
                             volume_yaw_deg=s.volume_yaw_deg, volume_quality=s.volume_quality,
-                            target_fps=s.target_fps or None)
+                            target_fps=s.target_fps or None, remote=self.remote)
 
     def restart(self) -> None:
         spec = self.settings.last_source
@@ -327,6 +328,8 @@ class MainWindow(QMainWindow):
         }
         for name in stats.background:  # stages at their own rate: say how fast they update
             hud[f"{name} fps"] = stats.stage_fps.get(name, 0.0)
+        for name, where in self.session.remote_status().items():
+            hud[f"{name} runs"] = where
         level = self.session.volume_level()
         if level is not None:
             hud["volume level"] = f"{level} ({self.settings.volume_quality})"

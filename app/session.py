@@ -148,6 +148,19 @@ class CaptureSession(QObject):
         stage = self._stages.get("volume")
         return getattr(stage, "quality_level", None) if stage is not None else None
 
+    def remote_status(self) -> dict[str, str]:
+        """Where each stage sent to a server runs now: "remote 23 ms" (the median round trip)
+        or "local (server away)"; empty without --remote."""
+        status = {}
+        for name, stage in self._stages.items():
+            where = getattr(stage, "where", None)
+            if where is None:
+                continue
+            rtt = stage.round_trip_ms
+            status[name] = (f"remote {rtt:.0f} ms" if rtt is not None else "remote") if where == "remote" \
+                else "local (server away)"
+        return status
+
     def set_volume_yaw(self, yaw_deg: float) -> None:
         """Turn the live volumetric view without rebuilding anything."""
         stage = self._stages.get("volume")
@@ -193,9 +206,9 @@ class CaptureSession(QObject):
 
 
 def _build_one(name: str, options: StageOptions) -> Stage:
-    from engine.stage_factory import BUILDERS
+    from engine.stage_factory import build_stage
 
-    return BUILDERS[name](options)
+    return build_stage(name, options)
 
 
 def _is_user_error(exc: BaseException) -> bool:

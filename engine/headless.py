@@ -147,9 +147,20 @@ def run_headless(source: Any, stages: Sequence[Stage], options: HeadlessOptions)
         "segments": writer.segments_written if endless else None,
         "disk": budget.summary(),
         "files": files + ["summary.json"],
+        **_remote_counts(stages, writer.count),
     }
     (options.out_dir / "summary.json").write_text(dumps_json(summary, indent=2))
     return summary
+
+
+def _remote_counts(stages: Sequence[Stage], frames: int) -> dict[str, Any]:
+    """Frames whose remote stages all ran on the server vs frames where one ran here (the
+    server was away), and each remote stage's own account; zero remote without --remote."""
+    remote = [s for s in stages if hasattr(s, "local_frames")]
+    local: set[int] = set().union(*(s.local_frames for s in remote)) if remote else set()
+    n_local = min(len(local), frames) if remote else frames
+    return {"frames_remote": frames - n_local, "frames_local": n_local,
+            "remote": {s.name: s.summary() for s in remote}}
 
 
 def _output_stats(outputs: Any) -> dict[str, dict[str, Any]]:

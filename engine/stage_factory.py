@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from engine.stage_protocol import Stage
 
@@ -39,6 +39,7 @@ class StageOptions:
     volume_quality: str | None = None  # None: the settings' schedule; auto | low | medium | high
     target_fps: float | None = None  # the volume's frame-time budget (None: 30)
     mesh_colours: bool = True  # sample the person's colours onto face/body meshes (see engine.mesh_colours)
+    remote: Any = None  # engine.remote.client.RemoteOptions: these stages run on a `holocap serve` server
 
 
 def resolve_stage_names(requested: list[str] | tuple[str, ...]) -> list[str]:
@@ -111,6 +112,20 @@ BUILDERS: dict[str, Callable[[StageOptions], Stage]] = {
 }
 
 
+def build_stage(name: str, options: StageOptions) -> Stage:
+    """One stage; with `options.remote` naming it, wrapped to run on the server (its local
+    copy is built too: it takes over within one frame when the server stops answering)."""
+    stage = BUILDERS[name](options)
+    remote = options.remote
+    if remote is None or name not in remote.stages:
+        return stage
+    from engine.remote.client import RemoteStage
+    from engine.remote.session import SessionSpec
+
+    _progress(options, f"connecting the {name} stage to {remote.url}…")
+    return RemoteStage(stage, remote, SessionSpec.from_options(options, remote.lossless))
+
+
 def build_stages(names: list[str] | tuple[str, ...], options: StageOptions) -> list[Stage]:
     """Construct the named stages (plus what they need) in order; closes what was built
     if a later one fails, and raises StageBuildError with a one-line reason."""
@@ -118,7 +133,7 @@ def build_stages(names: list[str] | tuple[str, ...], options: StageOptions) -> l
     try:
         for name in resolve_stage_names(names):
             try:
-                stages.append(BUILDERS[name](options))
+                stages.append(build_stage(name, options))
             except ImportError as exc:
                 raise StageBuildError(f"the {name} stage is not available in this build: {exc}") from exc
     except Exception:
