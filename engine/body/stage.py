@@ -92,6 +92,13 @@ class BodyStage:
     def backend(self) -> str:
         return self._hmr.backend_name if self._hmr is not None else "anny"
 
+    @property
+    def reads_pixels(self) -> bool:
+        """Whether process() looks at the image and the person mask (the regressors crop
+        the image; colours sample it), or only at the landmarks and the image's size (the
+        Anny fit): a remote client sends the frame's pixels only when this is True."""
+        return self._hmr is not None or self.settings.colours
+
     def _make_hmr(self) -> Any:
         # Imported only when asked for: the regressors pull in their networks and the SMPL loader.
         from engine.device import resolve_device

@@ -221,6 +221,13 @@ class FaceStage:
             raise ValueError("no export path given and FaceSettings.export_dir is not set")
         self._export_next = Path(path) if path is not None else Path(self.settings.export_dir)
 
+    @property
+    def reads_pixels(self) -> bool:
+        """Whether process() looks at the image and the person mask (3DDFA crops the image;
+        colours sample it), or only at the landmarks and the image's size (the offline fit):
+        a remote client sends the frame's pixels only when this is True."""
+        return self._tddfa is not None or self.settings.colours
+
     def process(self, frame: Frame, ctx: StageContext) -> FaceResult | None:
         perception = ctx.get("perception")
         if self._tddfa is not None:

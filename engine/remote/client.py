@@ -13,6 +13,7 @@ counted like a local failure (the pipeline logs and skips it), not a fallback.
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import threading
 import time
@@ -98,13 +99,20 @@ class StageClient:
             why = "the server refused the token (--remote-token)"
         raise RemoteUnavailable(f"HTTP {reply.status}: {why}")
 
-    def open(self) -> None:
-        """Prepare this session on the server (loads the stage's models there)."""
-        self._request("POST", f"{self._path}/open", b"", OPEN_TIMEOUT_S)
+    def open(self) -> dict[str, Any]:
+        """Prepare this session on the server (loads the stage's models there); returns what
+        the server says of it, e.g. {"reads_pixels": False}: the frame's pixels need not go."""
+        data = self._request("POST", f"{self._path}/open", b"", OPEN_TIMEOUT_S)
+        try:
+            info = json.loads(data)
+        except ValueError:
+            raise RemoteUnavailable("the server's answer to open is not JSON") from None
+        return info if isinstance(info, dict) else {}
 
-    def process(self, request: wire.StageRequest) -> wire.StageReply:
+    def process(self, request: wire.StageRequest, pixels: bool = True) -> wire.StageReply:
         request = replace(request, have=self._held.keys())
-        body = wire.encode_request(request, lossless=self.session.lossless, jpeg_quality=self.options.jpeg_quality)
+        body = wire.encode_request(request, lossless=self.session.lossless, jpeg_quality=self.options.jpeg_quality,
+                                   pixels=pixels)
         data = self._request("POST", self._path, body, self.options.timeout_s)
         try:
             return wire.decode_reply(data, self._held)
@@ -142,8 +150,9 @@ class RemoteStage:
         self.remote_attrs: dict[str, Any] = {}
         # The first open waits (a run that starts with the server up runs every frame there);
         # after that, reconnecting happens on the probe thread, never in a frame's time.
+        self._pixels = True
         try:
-            self._client.open()
+            self._pixels = bool(self._client.open().get("reads_pixels", True))
             self._remote_ok = True
             log.info("%s: running on the server at %s", self.name, options.url)
         except (RemoteUnavailable, RemoteStageError) as exc:
@@ -197,7 +206,7 @@ class RemoteStage:
                                         dict(self._controls))
             t0 = time.perf_counter()
             try:
-                reply = self._client.process(request)
+                reply = self._client.process(request, pixels=self._pixels)
             except RemoteUnavailable as exc:
                 self._fall_back(str(exc))
             else:
@@ -239,12 +248,12 @@ class RemoteStage:
             if self._remote_ok or self._stop.is_set():
                 continue
             try:
-                self._probe_client.open()
+                pixels = bool(self._probe_client.open().get("reads_pixels", True))
             except (RemoteUnavailable, RemoteStageError) as exc:
                 log.debug("%s: server still away: %s", self.name, exc)
                 self.last_error = str(exc)
                 continue
             with self._lock:
-                self._remote_ok, self._reset_next = True, True
+                self._pixels, self._remote_ok, self._reset_next = pixels, True, True
             log.info("%s: the server at %s is back; running there again", self.name, self.options.url)
         self._probe_client.close()

@@ -166,7 +166,8 @@ class StageDeployment:
         except wire.WireError as exc:
             return JSONResponse({"error": f"session: {exc}"}, status_code=400, headers={ERROR_HEADER: "request"})
         if path.endswith("/open"):
-            return JSONResponse({"stage": self.stage_name, "session": session.spec.short_id})
+            return JSONResponse({"stage": self.stage_name, "session": session.spec.short_id,
+                                 "reads_pixels": bool(getattr(session.stage, "reads_pixels", True))})
         body = await request.body()
         if len(body) > MAX_REQUEST_BYTES:
             return JSONResponse({"error": "request too large"}, status_code=413)

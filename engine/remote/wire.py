@@ -178,13 +178,16 @@ class StageRequest:
     have: tuple[str, ...] = ()  # keys of the unchanging arrays the client holds (see ArrayCache)
 
 
-def encode_request(request: StageRequest, lossless: bool = False, jpeg_quality: int = 90) -> bytes:
+def encode_request(request: StageRequest, lossless: bool = False, jpeg_quality: int = 90,
+                   pixels: bool = True) -> bytes:
+    """`pixels`: send the image and the person mask; without, the server's stage gets an
+    all-zero stand-in of the frame's size (for stages that read only landmarks and sizes)."""
     f = request.frame
     values: dict[str, Any] = {"frame": {"index": f.index, "t_capture": f.t_capture, "t_media": f.t_media,
                                         "source_id": f.source_id, "name": f.name, "shape": list(f.image.shape)},
                               "reset": request.reset, "controls": request.controls,
                               "have": list(request.have), "context": {}}
-    arrays: dict[str, np.ndarray] = {"frame.image": encode_image(f.image, lossless, jpeg_quality)}
+    arrays: dict[str, np.ndarray] = {"frame.image": encode_image(f.image, lossless, jpeg_quality)} if pixels else {}
     kinds = {cls: kind for kind, cls in _result_types().items()}
     for name, result in request.context.items():
         if result is None:
@@ -194,6 +197,8 @@ def encode_request(request: StageRequest, lossless: bool = False, jpeg_quality: 
         if kind is None:
             raise WireError(f"context {name}: {type(result).__name__} cannot be sent")
         values["context"][name] = kind
+        if not pixels and isinstance(getattr(result, "segmentation", None), np.ndarray):
+            result = dataclasses.replace(result, segmentation=None)
         _result_fields(f"ctx.{name}", result, not lossless, values, arrays)
     return pack(values, arrays)
 
@@ -201,11 +206,18 @@ def encode_request(request: StageRequest, lossless: bool = False, jpeg_quality: 
 def decode_request(message: bytes) -> StageRequest:
     values, arrays = unpack(message)
     meta = values.get("frame")
-    if not isinstance(meta, dict) or "frame.image" not in arrays:
+    if not isinstance(meta, dict):
         raise WireError("request has no frame")
-    image = cv2.imdecode(arrays["frame.image"], cv2.IMREAD_COLOR)
-    if image is None or list(image.shape) != list(meta.get("shape", ())):
-        raise WireError("the frame is not a readable image of the stated size")
+    shape = meta.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and shape[2] == 3
+            and all(isinstance(n, int) and 0 < n <= 16384 for n in shape[:2])):
+        raise WireError(f"frame shape {shape!r}: expected [height, width, 3]")
+    if "frame.image" in arrays:
+        image = cv2.imdecode(arrays["frame.image"], cv2.IMREAD_COLOR)
+        if image is None or list(image.shape) != shape:
+            raise WireError("the frame is not a readable image of the stated size")
+    else:  # the stage reads no pixels: a zero-stride stand-in of the right size, no memory
+        image = np.broadcast_to(np.zeros((1, 1, 1), np.uint8), tuple(shape))
     frame = Frame(image=image, index=int(meta.get("index", 0)), t_capture=float(meta.get("t_capture", 0.0)),
                   source_id=str(meta.get("source_id", "")), name=str(meta.get("name", "")),
                   t_media=None if meta.get("t_media") is None else float(meta["t_media"]))

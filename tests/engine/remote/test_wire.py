@@ -61,6 +61,21 @@ def test_lossless_request_round_trip_is_exact():
         assert np.array_equal(getattr(p, name), getattr(perception, name)), name
 
 
+def test_request_without_pixels_carries_sizes_and_landmarks_only():
+    """For stages that read no pixels (the offline fits): no image, no mask on the wire; the
+    server's stage sees a zero stand-in of the frame's size."""
+    rng = np.random.default_rng(3)
+    frame, perception = _frame(rng), _perception(rng)
+    with_pixels = wire.encode_request(wire.StageRequest(frame, {"perception": perception}), pixels=True)
+    message = wire.encode_request(wire.StageRequest(frame, {"perception": perception}), pixels=False)
+    assert len(message) < len(with_pixels) - perception.segmentation.size // 4
+    got = wire.decode_request(message)
+    assert got.frame.image.shape == frame.image.shape and not got.frame.image.any()
+    assert got.frame.image.strides == (0, 0, 0)  # no memory behind it
+    assert got.context["perception"].segmentation is None
+    assert np.array_equal(got.context["perception"].face_landmarks, perception.face_landmarks)
+
+
 def test_lossy_request_sends_the_mask_as_8_bit():
     rng = np.random.default_rng(1)
     perception = _perception(rng)
