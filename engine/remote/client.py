@@ -33,6 +33,7 @@ from engine.stage_protocol import Result, Stage, StageContext
 log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 180.0  # building a session's stage on the server loads its models (Anny: ~1 min first time)
+BUILD_RETRY_S = 30.0  # after the server said it cannot build the stage
 MULTIPLEX_HEADER = "serve_multiplexed_model_id"
 
 
@@ -42,6 +43,11 @@ class RemoteUnavailable(Exception):
 
 class RemoteStageError(RuntimeError):
     """The stage itself raised on the server (counted and skipped like a local failure)."""
+
+
+class RemoteBuildError(RemoteUnavailable):
+    """The server cannot build this stage (its weights, its GPU): asking again each second
+    would rebuild it each second, so the probe waits longer."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,11 @@ class StageClient:
         if reply.status == 200:
             return data
         why = data[:200].decode(errors="replace")
-        if reply.status == 500 and reply.getheader("x-holocap-error") == "stage":
+        kind = reply.getheader("x-holocap-error")
+        if reply.status == 500 and kind == "stage":
             raise RemoteStageError(f"on the server: {why}")
+        if reply.status == 500 and kind == "build":
+            raise RemoteBuildError(why)
         if reply.status in (401, 403):
             why = "the server refused the token (--remote-token)"
         raise RemoteUnavailable(f"HTTP {reply.status}: {why}")
@@ -246,8 +255,9 @@ class RemoteStage:
 
     def _probe_loop(self) -> None:
         """While local: open the session on the server every retry_s until it answers."""
+        wait = self.options.retry_s
         while not self._stop.is_set():
-            self._wake.wait(self.options.retry_s)
+            self._wake.wait(wait)
             self._wake.clear()
             if self._remote_ok or self._stop.is_set():
                 continue
@@ -256,7 +266,9 @@ class RemoteStage:
             except (RemoteUnavailable, RemoteStageError) as exc:
                 log.debug("%s: server still away: %s", self.name, exc)
                 self.last_error = str(exc)
+                wait = BUILD_RETRY_S if isinstance(exc, RemoteBuildError) else self.options.retry_s
                 continue
+            wait = self.options.retry_s
             with self._lock:
                 self._pixels, self._remote_ok, self._reset_next = pixels, True, True
             log.info("%s: the server at %s is back; running there again", self.name, self.options.url)

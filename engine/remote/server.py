@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 SERVED_STAGES = ("face", "body", "volume")
 MAX_REQUEST_BYTES = 32 << 20  # a 4K PNG frame and a float32 mask fit; anything larger is refused
 SESSIONS_PER_REPLICA = 4
-ERROR_HEADER = "x-holocap-error"  # "stage": the stage raised (the client counts it); else the request
+# "stage": the stage raised on this frame (the client counts it like a local failure);
+# "build": the session's stage cannot be built here (the client stays local, retries slowly);
+# "request": the request was malformed.
+ERROR_HEADER = "x-holocap-error"
 
 
 @dataclass(frozen=True)
@@ -157,14 +160,19 @@ class StageDeployment:
         if request.method != "POST":
             return JSONResponse({"error": "POST a frame, or GET …/health"}, status_code=405)
         length = request.headers.get("content-length")
-        if length is None or not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
-            return JSONResponse({"error": f"a request is at most {MAX_REQUEST_BYTES} bytes, with Content-Length"},
-                                status_code=413)
+        if length is None or not length.isdigit():
+            return JSONResponse({"error": "send Content-Length"}, status_code=411)
+        if int(length) > MAX_REQUEST_BYTES:
+            return JSONResponse({"error": f"a request is at most {MAX_REQUEST_BYTES} bytes"}, status_code=413)
         session_id = serve.get_multiplexed_model_id()
         try:
             session = await self._session(session_id)
         except wire.WireError as exc:
             return JSONResponse({"error": f"session: {exc}"}, status_code=400, headers={ERROR_HEADER: "request"})
+        except Exception as exc:  # the stage could not be built here (weights missing, no GPU memory…)
+            log.error("%s: cannot build the stage for a session: %s", self.stage_name, exc, exc_info=True)
+            return JSONResponse({"error": f"the server cannot build the {self.stage_name} stage: {exc}"},
+                                status_code=500, headers={ERROR_HEADER: "build"})
         if path.endswith("/open"):
             return JSONResponse({"stage": self.stage_name, "session": session.spec.short_id,
                                  "reads_pixels": bool(getattr(session.stage, "reads_pixels", True))})

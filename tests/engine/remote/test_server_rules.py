@@ -1,0 +1,34 @@
+"""The server's rules, without starting Ray: who may bind where, and the token check."""
+from __future__ import annotations
+
+import pytest
+
+from engine.remote.errors import ServeError
+from engine.remote.server import ServeOptions, check_options, is_loopback, token_status
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                            ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.4", False),
+                                            ("gpu-box.local", False), ("::", False)])
+def test_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_binding_beyond_loopback_needs_a_token():
+    check_options(ServeOptions(host="127.0.0.1"))
+    check_options(ServeOptions(host="0.0.0.0", token="t"))
+    with pytest.raises(ServeError, match="--token"):
+        check_options(ServeOptions(host="0.0.0.0"))
+    with pytest.raises(ServeError, match="perception stays"):
+        check_options(ServeOptions(stages=("perception",)))
+    with pytest.raises(ServeError, match="--replicas"):
+        check_options(ServeOptions(replicas=0))
+
+
+def test_token_status():
+    assert token_status(None, None) is None  # no token configured: loopback only
+    assert token_status("abc", None) == 401
+    assert token_status("abc", "Basic abc") == 401
+    assert token_status("abc", "Bearer abd") == 403
+    assert token_status("abc", "Bearer ab") == 403
+    assert token_status("abc", "Bearer abc") is None
