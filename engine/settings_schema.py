@@ -86,6 +86,12 @@ RULES: dict[str, Rule] = {
     "segment_minutes": Rule("number", lo=0.05, hi=24 * 60.0),
     "disk_budget_gb": Rule("number", lo=0.01, hi=1e6),
     "camera_mode": Rule("text", pattern=_CAMERA_MODE, what="WIDTHxHEIGHT[@FPS], e.g. 1280x720@30"),
+    # `serve` and `--remote` (flags only, not saved: a server address and its token are per run)
+    "port": Rule("number", lo=1, hi=65535, integer=True),
+    "num_cpus": Rule("number", lo=1, hi=4096, integer=True),
+    "replicas": Rule("number", lo=1, hi=1024, integer=True),  # or "auto" (see engine.remote.cli)
+    "remote_timeout_s": Rule("number", lo=0.05, hi=600.0),
+    "remote_quality": Rule("number", lo=10, hi=100, integer=True),
     "smoothing": Rule("flag"),
     "mirror": Rule("flag"),
     "show_hud": Rule("flag"),

@@ -13,64 +13,39 @@ TOKEN_ENV = "HOLOCAP_TOKEN"  # where a token may come from instead of the comman
 
 
 def _replicas(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a number ≥ 1 or auto")
-    return n
+    from engine.settings_schema import cli_type
 
-
-def _port(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if not 0 < n < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: a TCP port, 1 to 65535")
-    return n
-
-
-def _number(lo: float, hi: float, integer: bool = False):
-    def parse(text: str) -> float:
-        try:
-            value = int(text) if integer else float(text)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected a {'whole ' if integer else ''}number from {lo:g} to {hi:g}")
-        return value
-
-    return parse
+    return text if text == "auto" else cli_type("replicas")(text)
 
 
 def add_remote_args(p: argparse.ArgumentParser) -> None:
+    from engine.settings_schema import cli_type
+
     p.add_argument("--remote", metavar="URL", default=None,
                    help="run the heavy stages on a `holocap serve` server, e.g. http://gpu-box:8000")
     p.add_argument("--remote-stages", default="face,body,volume",
                    help="which of the chosen stages go to the server (default: face,body,volume)")
     p.add_argument("--remote-token", default=None, help=f"the server's token (or set {TOKEN_ENV})")
-    p.add_argument("--remote-timeout", type=_number(0.05, 600.0), default=1.0,
+    p.add_argument("--remote-timeout", type=cli_type("remote_timeout_s"), default=1.0,
                    help="seconds without an answer before a stage falls back to local (default 1)")
-    p.add_argument("--remote-quality", type=_number(10, 100, integer=True), default=90,
+    p.add_argument("--remote-quality", type=cli_type("remote_quality"), default=90,
                    help="JPEG quality of the frames sent (default 90)")
     p.add_argument("--remote-lossless", action="store_true",
                    help="send PNG frames and exact masks: remote results equal local ones (more bytes)")
 
 
 def add_serve_parser(sub: Any) -> None:
+    from engine.settings_schema import cli_type
+
     serve = sub.add_parser("serve", help="serve the heavy stages to `--remote` clients (Ray Serve)")
     serve.add_argument("--stages", default="face,body,volume", help="stages to deploy (default face,body,volume)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback needs --token)")
-    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--port", type=cli_type("port"), default=8000)
     serve.add_argument("--replicas", type=_replicas, default=1, help="replicas per stage: N or auto")
     serve.add_argument("--token", default=None, help=f"require this token on every request (or set {TOKEN_ENV})")
     serve.add_argument("--address", default=None, help="join this Ray cluster (e.g. ray://head:10001) "
                                                       "instead of starting one here")
-    serve.add_argument("--num-cpus", type=_number(1, 4096, integer=True), default=None,
+    serve.add_argument("--num-cpus", type=cli_type("num_cpus"), default=None,
                        help="cores of the Ray cluster started here (default: all)")
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -161,6 +162,7 @@ class RemoteStage:
         self.fallbacks = 0
         self.last_error: str | None = None
         self.remote_attrs: dict[str, Any] = {}
+        self._export_to: Path | None = None  # an export asked for while the server runs the stage
         # The first open waits (a run that starts with the server up runs every frame there);
         # after that, reconnecting happens on the probe thread, never in a frame's time.
         self._pixels = True
@@ -208,9 +210,26 @@ class RemoteStage:
             self.local.set_yaws(yaws)
         self._controls = {**self._controls, "yaws": [float(y) for y in yaws]}
 
-    def request_export(self, folder: Any) -> None:  # meshes are written here, from the local copy
-        if hasattr(self.local, "request_export"):
+    def request_export(self, folder: Any) -> None:
+        """Write the next mesh into `folder`: a result from the server is written here, by
+        the client, as .ply; while the stage runs here, its local copy writes it."""
+        if self._remote_ok and self.name in ("face", "body"):
+            self._export_to = Path(folder)
+        elif hasattr(self.local, "request_export"):
             self.local.request_export(folder)
+
+    def _export(self, frame: Frame, result: Result | None) -> None:
+        folder, self._export_to = self._export_to, None
+        if folder is None or result is None:
+            self._export_to = folder  # nothing to write this frame: the next result is
+            return
+        from engine.frame_result import FrameResult
+        from engine.headless_writer import export_frame_meshes
+
+        try:
+            export_frame_meshes(FrameResult(frame, {self.name: result}), folder)
+        except OSError as exc:  # a full disk or a vanished folder: say so, keep running
+            log.error("%s: could not export the mesh to %s: %s", self.name, folder, exc)
 
     # -- the Stage protocol -----------------------------------------------------------
     def process(self, frame: Frame, ctx: StageContext) -> Result | None:
@@ -228,8 +247,13 @@ class RemoteStage:
                 self._server_ms.append(reply.stage_ms)
                 self.remote_attrs = reply.attrs
                 self.frames_remote += 1
+                if self._export_to is not None:
+                    self._export(frame, reply.result)
                 return reply.result
         self.local_frames.add(frame.index)
+        if self._export_to is not None and hasattr(self.local, "request_export"):
+            self.local.request_export(self._export_to)  # asked while remote; the server went away
+            self._export_to = None
         return self.local.process(frame, ctx)
 
     def reset(self) -> None:

@@ -181,8 +181,11 @@ def test_client_goes_back_to_the_server_when_it_returns(shared_file, tmp_path):
                 time.sleep(0.2)
             assert stage.where == "remote"
             for f, c in zip(frames[1:], contexts[1:]):
+                if f.index == 3:
+                    stage.request_export(tmp_path / "meshes")  # the app's "Export meshes"
                 assert stage.process(f, c) is not None
         assert stage.frames_remote == 5 and stage.local_frames == {0}
+        assert [p.name for p in (tmp_path / "meshes").glob("*.ply")] == ["body_000003_anny.ply"]
         assert stage.round_trip_ms is not None
     finally:
         stage.close()
