@@ -8,7 +8,8 @@ distance from z = -1, in cube units (engine.volume.render). With the offline fie
 or for empty pixels the cube's centre plane, projects into the frame with the body fit's
 camera. So the person mask and the frame are sampled on the view's own grid:
 
-* volume_iou: the view's silhouette against the person mask sampled there;
+* volume_iou: the view's silhouette against the person mask sampled there, over the view
+  pixels whose ray the camera saw (plus any hit beyond them, counted as wrong);
 * volume_psnr_db: the view's colours against the frame's, inside that mask;
 * outline_step_px: the 95th percentile distance between the view's outline and the mask's
   outline, at a 512×512 output (the view scaled up as the app scales it).
@@ -24,6 +25,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 OUTPUT_PX = 512
+FRAME_EDGE_TOLERANCE_PX = 1.0  # a surface cut at the frame's edge projects within this of it
 EVERY = 20  # every 20th frame of the clip gets a volume (each takes about a second here)
 
 
@@ -65,10 +67,19 @@ def measure_view(volume: Any, body: Any, frame_image: np.ndarray, mask: np.ndarr
     pixels = view_to_image(volume.stats, depth, body.camera_focal_px, body.camera_center_px)
     if pixels is None:
         return None
-    sampled_mask = cv2.remap(mask.astype(np.float32), pixels, None, cv2.INTER_LINEAR, borderValue=0.0) > 0.5
+    # The mask says nothing about what the camera did not see: view pixels whose ray leaves
+    # the frame are judged only where the volume shows something there (a false hit). The
+    # field is cut at the frame's edge, so where the person runs off the frame its surface
+    # ends on the edge itself: those pixels read the mask at the edge (replicated), not 0.
+    h, w = mask.shape
+    tol = FRAME_EDGE_TOLERANCE_PX
+    seen = ((pixels[..., 0] >= -0.5 - tol) & (pixels[..., 0] <= w - 0.5 + tol)
+            & (pixels[..., 1] >= -0.5 - tol) & (pixels[..., 1] <= h - 0.5 + tol))
+    sampled_mask = (cv2.remap(mask.astype(np.float32), pixels, None, cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE) > 0.5) & seen
     sampled_frame = cv2.remap(frame_image, pixels, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     hit = np.isfinite(depth)
-    union = (hit | sampled_mask).sum()
+    union = (hit | sampled_mask).sum()  # pixels unseen by the camera count only if hit
     iou = float((hit & sampled_mask).sum() / union) if union else 0.0
     psnr = None
     if sampled_mask.sum() >= 50:

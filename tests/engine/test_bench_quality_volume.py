@@ -43,3 +43,22 @@ def test_a_matching_view_scores_high_and_an_offset_one_lower():
     assert good["iou"] > 0.95 and good["psnr_db"] > 40 and good["outline_step_px"] <= 8.0 * 1.5
     off = measure_view(disc_volume(), body, frame, image_disc(centre_px=(56.0, 50.0)))
     assert off["iou"] < good["iou"] - 0.2 and off["outline_step_px"] > good["outline_step_px"]
+
+
+def test_a_person_cut_by_the_frame_edge_is_judged_only_where_the_camera_saw():
+    """The frame ends at row 52 and cuts the disc: a volume cut at the frame's edge (its last
+    rows project onto the edge itself) matches; one that goes on below the frame, where the
+    camera saw nothing, counts those pixels as wrong."""
+    body = types.SimpleNamespace(camera_focal_px=FOCAL, camera_center_px=CENTER)
+    frame = np.full((52, 100, 3), 100, np.uint8)
+    mask = image_disc()[:52]
+    full = disc_volume()
+    rows = view_to_image(STATS, full.depth[1], FOCAL, CENTER)[..., 1]
+    cut = disc_volume()
+    cut.depth = np.where((rows <= 52.3)[None], full.depth, np.nan)
+    on_edge = np.isfinite(cut.depth[1]) & (rows > 51.5)
+    assert on_edge.any()  # hits that project just past the last row's centre
+    good = measure_view(cut, body, frame, mask)
+    assert good["iou"] > 0.97, good
+    beyond = measure_view(full, body, frame, mask)
+    assert beyond["iou"] < good["iou"] - 0.1, beyond
