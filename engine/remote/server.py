@@ -213,6 +213,8 @@ def deploy(options: ServeOptions) -> list[str]:
     import ray
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {"PYTHONPATH": repo, "OPENBLAS_NUM_THREADS": "1"}
+    # Ray would otherwise try to send usage statistics home; a GPU box need not reach out.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(address=options.address, num_cpus=None if options.address else options.num_cpus,
              include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
              runtime_env={"env_vars": env}, ignore_reinit_error=True)

@@ -161,3 +161,18 @@ def test_session_id_carries_only_plain_whitelisted_options():
         decode_session_id(wrong)
     with pytest.raises(wire.WireError):
         decode_session_id("")
+
+
+def test_lossy_reply_sends_vertices_in_16_bits_within_a_65535th_of_their_range():
+    rng = np.random.default_rng(4)
+    faces = rng.integers(0, 5, (100, 3)).astype(np.int32)
+    body = dataclasses.replace(_body(rng, faces), vertices=(rng.random((14000, 3)) * [0.6, 1.8, 0.4] + [0, 0, 2.5]).astype(np.float32))
+    exact = wire.encode_reply("body", body, 1.0, lossless=True)
+    lossy = wire.encode_reply("body", body, 1.0, lossless=False)
+    assert len(lossy) < len(exact) - body.vertices.nbytes // 3
+    got = wire.decode_reply(lossy).result.vertices
+    assert got.dtype == np.float32 and got.shape == body.vertices.shape
+    assert np.abs(got - body.vertices).max() <= 1.8 / 65535 / 2 + 1e-6  # ~14 um over a 1.8 m body
+    nan = dataclasses.replace(body, vertices=np.where(body.vertices > 2.8, np.nan, body.vertices).astype(np.float32))
+    assert np.array_equal(wire.decode_reply(wire.encode_reply("body", nan, 1.0, lossless=False)).result.vertices,
+                          nan.vertices, equal_nan=True)  # non-finite values travel exactly
