@@ -74,7 +74,6 @@ def remote_options_from_args(args: Any, chosen_stages: list[str] | None = None) 
 
 def cmd_serve(args: Any, settings: Any) -> int:
     """Deploy, print where, and serve until Ctrl-C / SIGTERM."""
-    from engine.remote.errors import ServeError
     from engine.remote.server import ServeOptions, check_options, deploy, shutdown
 
     device = settings.device if settings.device != "auto" else "cpu"
@@ -89,15 +88,11 @@ def cmd_serve(args: Any, settings: Any) -> int:
     check_options(options)  # before Ray starts (seconds): a refused bind says so at once
     try:
         urls = deploy(options)
-    except ServeError:
-        shutdown()
-        raise
-    print("holocap serve: " + ", ".join(urls) + (" (token required)" if options.token else ""), flush=True)
-    try:
+        print("holocap serve: " + ", ".join(urls) + (" (token required)" if options.token else ""), flush=True)
         while True:  # until a signal (engine.signals turns SIGTERM/SIGINT into KeyboardInterrupt)
             time.sleep(1.0)
     except KeyboardInterrupt:
         log.info("stopping the server")
     finally:
-        shutdown()
+        shutdown()  # Ray's processes go with us, whatever happened
     return 0

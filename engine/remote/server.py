@@ -206,10 +206,37 @@ class StageDeployment:
         return Response(reply, media_type="application/octet-stream")
 
 
+def check_port_free(host: str, port: int) -> None:
+    """ServeError when host:port cannot be bound (in use, or not this machine's address):
+    found before Ray starts, instead of as a Ray actor's traceback."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                             "(another server there? choose --port)") from None
+
+
 def deploy(options: ServeOptions) -> list[str]:
     """Start (or join) Ray, start Serve on host:port and deploy one application per stage;
-    returns the stages' URLs. Raises ServeError with a one-line reason."""
+    returns the stages' URLs. Raises ServeError with a one-line reason (the caller shuts
+    Ray down again with `shutdown()`)."""
     check_options(options)
+    check_port_free(options.host, options.port)
+    try:
+        return _deploy(options)
+    except ServeError:
+        raise
+    except Exception as exc:  # Ray's own failures arrive as long remote tracebacks: one line
+        log.debug("deploying failed", exc_info=True)
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ServeError(f"Ray Serve could not start: {first}") from None
+
+
+def _deploy(options: ServeOptions) -> list[str]:
     import ray
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {"PYTHONPATH": repo, "OPENBLAS_NUM_THREADS": "1"}
@@ -245,8 +272,11 @@ def deploy(options: ServeOptions) -> list[str]:
 
 
 def shutdown() -> None:
+    """Stop Serve and Ray if they were started (serve.shutdown() alone would start Ray)."""
     import ray
 
+    if not ray.is_initialized():
+        return
     try:
         serve.shutdown()
     finally:

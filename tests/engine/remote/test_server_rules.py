@@ -32,3 +32,17 @@ def test_token_status():
     assert token_status("abc", "Bearer abd") == 403
     assert token_status("abc", "Bearer ab") == 403
     assert token_status("abc", "Bearer abc") is None
+
+
+def test_a_port_in_use_is_refused_before_ray_starts():
+    import socket
+
+    from engine.remote.server import check_port_free
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ServeError, match=f"127.0.0.1:{port}.*choose --port"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # free again
