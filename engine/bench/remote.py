@@ -192,7 +192,7 @@ def run(options: BenchOptions) -> str:
             f"({codec['request_kb']:.0f} KiB; landmarks only: a few KiB).\n"
             f"- Of that overhead, Ray Serve's own hop (GET …/health: proxy → replica → proxy, no payload, no "
             f"stage): {floor:.1f} ms median; the rest is the session routing (multiplexed model id), the "
-            f"reply's arrays (the body's 160 KiB of vertices), and decoding and encoding on both sides, on 2 cores "
+            f"reply's arrays (the body's vertices: 80 KiB at 16 bits), and decoding and encoding on both sides, on 2 cores "
             f"shared by client, proxy and replica.\n"
             f"- Overhead target ≤ 10 ms median with one request in flight: {one['overhead_ms_median']:.1f} ms, {verdict}.\n"
             f"- Server resident memory (the serve process, Ray's raylet/GCS and the Serve actors): "
