@@ -191,9 +191,9 @@ def run(options: BenchOptions) -> str:
             f"- Client encoding of a request with the frame: {codec['encode_ms']:.1f} ms "
             f"({codec['request_kb']:.0f} KiB; landmarks only: a few KiB).\n"
             f"- Of that overhead, Ray Serve's own hop (GET …/health: proxy → replica → proxy, no payload, no "
-            f"stage): {floor:.1f} ms median; the rest is the session routing (multiplexed model id), the "
-            f"reply's arrays (the body's vertices: 80 KiB at 16 bits), and decoding and encoding on both sides, on 2 cores "
-            f"shared by client, proxy and replica.\n"
+            f"stage): {floor:.1f} ms median; the rest is the request's and the "
+            f"reply's way through proxy and replica (the body's vertices: 80 KiB at 16 bits), decoding and "
+            f"encoding on both sides, and 2 cores shared by client, proxy and replica.\n"
             f"- Overhead target ≤ 10 ms median with one request in flight: {one['overhead_ms_median']:.1f} ms, {verdict}.\n"
             f"- Server resident memory (the serve process, Ray's raylet/GCS and the Serve actors): "
             f"{rss_idle:.0f} MB after start, {rss:.0f} MB after the run.\n")
