@@ -34,6 +34,7 @@ from engine.stage_protocol import Result, Stage, StageContext
 log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 180.0  # building a session's stage on the server loads its models (Anny: ~1 min first time)
+HEALTH_TIMEOUT_S = 3.0  # the least a health check waits for an answer
 BUILD_RETRY_S = 30.0  # after the server said it cannot build the stage
 MULTIPLEX_HEADER = "serve_multiplexed_model_id"
 
@@ -116,6 +117,9 @@ class StageClient:
     def open(self) -> dict[str, Any]:
         """Prepare this session on the server (loads the stage's models there); returns what
         the server says of it, e.g. {"reads_pixels": False}: the frame's pixels need not go."""
+        # A short health check first: a host that drops packets fails in seconds, not after
+        # the long wait a stage's model loading may need.
+        self._request("GET", f"{self._path}/health", None, max(self.options.timeout_s, HEALTH_TIMEOUT_S))
         data = self._request("POST", f"{self._path}/open", b"", OPEN_TIMEOUT_S)
         try:
             info = json.loads(data)
@@ -275,6 +279,9 @@ class RemoteStage:
             self.last_error = why
         log.warning("%s: the server at %s stopped answering (%s); running it here until it is back",
                     self.name, self.options.url, why)
+        # The local copy last ran before the server took over: its filters and tracks are
+        # stale, so it starts afresh on this frame (the pipeline's thread: no race with process).
+        self.local.reset()
         self._wake.set()
 
     def _probe_loop(self) -> None:
