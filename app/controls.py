@@ -114,7 +114,25 @@ class ControlsDock(QDockWidget):
         self.device_combo.setCurrentText(self.settings.device)
         self.device_combo.currentTextChanged.connect(lambda d: self._set_and_restart("device", d))
         form.addRow("device", self.device_combo)
+        server = QLineEdit(self.settings.remote_url)
+        server.setPlaceholderText("http://gpu-box:8000 (empty: all here)")
+        server.setToolTip("a `holocap serve` that runs face, body and volume (token: HOLOCAP_TOKEN)")
+        server.editingFinished.connect(lambda: self._set_server(server))
+        form.addRow("GPU server", server)
+        self.server_edit = server
         return box
+
+    def _set_server(self, edit: QLineEdit) -> None:
+        from engine.settings_schema import check
+
+        text = edit.text().strip()
+        problem = check("remote_url", text)
+        if problem:  # keep the old server; say what is wrong with the new one
+            edit.setStyleSheet("border: 1px solid #c33;")
+            edit.setToolTip(f"{text!r}: {problem}")
+            return
+        edit.setStyleSheet("")
+        self._set_and_restart("remote_url", text)
 
     def _view_box(self) -> QGroupBox:
         box = QGroupBox("View")

@@ -51,10 +51,9 @@ def run_gui(args, settings: AppSettings) -> int:
     if getattr(args, "stages", None):
         wanted = {s.strip() for s in args.stages.split(",")}
         settings.stages = {name: name in wanted or name == "perception" for name in settings.stages}
-    from engine.remote.cli import remote_options_from_args
-
-    window = MainWindow(settings, event_mode=bool(getattr(args, "event_mode", False)),
-                        remote=remote_options_from_args(args))
+    if getattr(args, "remote", None):
+        settings.remote_url = args.remote  # kept, like the other flags; the token never is
+    window = MainWindow(settings, event_mode=bool(getattr(args, "event_mode", False)), args=args)
     frames = getattr(args, "frames", None)
     window.show_dialogs = not frames
     if not window.event_mode:

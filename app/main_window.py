@@ -28,12 +28,12 @@ OUTPUT_WIDTH, OUTPUT_HEIGHT = 1280, 720  # virtual camera / MJPEG frame size
 class MainWindow(QMainWindow):
     camera_modes_ready = pyqtSignal(list)  # from a worker thread, queued to the GUI
 
-    def __init__(self, settings: AppSettings, *, event_mode: bool = False, remote: Any = None) -> None:
+    def __init__(self, settings: AppSettings, *, event_mode: bool = False, args: Any = None) -> None:
         super().__init__()
         from app.viewport import Viewport  # imports OpenGL: only once Qt is up
 
         self.settings = settings
-        self.remote = remote  # engine.remote.client.RemoteOptions (`--remote URL`) or None
+        self._args = args  # the command line: --remote-token / --remote-timeout / … for the server
         self.session = CaptureSession(self)
         self.viewport = Viewport(self)
         self.viewport.set_view_mode(settings.view)
@@ -200,7 +200,19 @@ class MainWindow(QMainWindow):
                             volume_backend=s.volume_backend, smoothing=s.smoothing, hfov_deg=s.hfov_deg,
                             person=None if s.person < 0 else s.person, live=True,
                             volume_yaw_deg=s.volume_yaw_deg, volume_quality=s.volume_quality,
-                            target_fps=s.target_fps or None, remote=self.remote)
+                            target_fps=s.target_fps or None, remote=self.remote_options())
+
+    def remote_options(self) -> Any:
+        """Where the heavy stages run: the saved server (`remote_url`, set by `--remote` or
+        the controls), with the command line's remote flags; None: all here."""
+        from engine.remote.cli import remote_options_from_args
+        from engine.stage_factory import StageBuildError
+
+        try:
+            return remote_options_from_args(self._args, url=self.settings.remote_url)
+        except StageBuildError as exc:  # a bad --remote-stages: say so, run here
+            self.statusBar().showMessage(str(exc), 15000)
+            return None
 
     def restart(self) -> None:
         spec = self.settings.last_source

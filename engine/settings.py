@@ -50,6 +50,7 @@ class AppSettings:
     show_hud: bool = True
     virtual_camera: bool = False
     mjpeg_address: str = ""  # "" = off, else HOST:PORT
+    remote_url: str = ""  # a `holocap serve` for the heavy stages (the app's --remote); "" = all here
     event_mode: bool = False
     window_geometry: str = ""  # Qt saveGeometry(), hex
     segment_minutes: float = 10.0  # runs without an end cut videos/results into segments this long

@@ -21,6 +21,8 @@ VIEWS = ("overlay", "mesh", "volume", "split")
 SHADINGS = ("textured", "phong", "matcap")  # the mesh view: the person's colours, lit, clay
 QUALITY_CHOICES = ("auto", "low", "medium", "high")
 
+# http(s)://host[:port][/path prefix] (a TLS proxy may serve holocap under a path)
+_SERVER_URL = re.compile(r"^https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(:\d{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
 _CAMERA_MODE = re.compile(r"^\d{2,5}x\d{2,5}(@\d+(\.\d+)?)?$")
 
 
@@ -86,7 +88,8 @@ RULES: dict[str, Rule] = {
     "segment_minutes": Rule("number", lo=0.05, hi=24 * 60.0),
     "disk_budget_gb": Rule("number", lo=0.01, hi=1e6),
     "camera_mode": Rule("text", pattern=_CAMERA_MODE, what="WIDTHxHEIGHT[@FPS], e.g. 1280x720@30"),
-    # `serve` and `--remote` (flags only, not saved: a server address and its token are per run)
+    "remote_url": Rule("text", pattern=_SERVER_URL, what="http://HOST:PORT of a `holocap serve` (empty: all here)"),
+    # `serve` and `--remote` tuning (flags only; the token is never saved: HOLOCAP_TOKEN)
     "port": Rule("number", lo=1, hi=65535, integer=True),
     "num_cpus": Rule("number", lo=1, hi=4096, integer=True),
     "replicas": Rule("number", lo=1, hi=1024, integer=True),  # or "auto" (see engine.remote.cli)

@@ -21,7 +21,7 @@ def _replicas(text: str) -> int | str:
 def add_remote_args(p: argparse.ArgumentParser) -> None:
     from engine.settings_schema import cli_type
 
-    p.add_argument("--remote", metavar="URL", default=None,
+    p.add_argument("--remote", metavar="URL", type=cli_type("remote_url"), default=None,
                    help="run the heavy stages on a `holocap serve` server, e.g. http://gpu-box:8000")
     p.add_argument("--remote-stages", default="face,body,volume",
                    help="which of the chosen stages go to the server (default: face,body,volume)")
@@ -49,25 +49,27 @@ def add_serve_parser(sub: Any) -> None:
                        help="cores of the Ray cluster started here (default: all)")
 
 
-def remote_options_from_args(args: Any, chosen_stages: list[str] | None = None) -> Any:
-    """RemoteOptions from `--remote …`, or None without --remote."""
-    url = getattr(args, "remote", None)
+def remote_options_from_args(args: Any, chosen_stages: list[str] | None = None, url: str | None = None) -> Any:
+    """RemoteOptions from `--remote …` (or `url`, the app's saved server, with the other
+    flags' values), or None without either."""
+    url = getattr(args, "remote", None) or url
     if not url:
         return None
     from engine.remote.client import RemoteOptions
     from engine.stage_factory import StageBuildError
 
     served = ("face", "body", "volume")
-    stages = tuple(s.strip() for s in str(args.remote_stages).split(",") if s.strip())
+    stages = tuple(s.strip() for s in str(getattr(args, "remote_stages", "face,body,volume")).split(",") if s.strip())
     bad = [s for s in stages if s not in served]
     if bad:
         raise StageBuildError(f"--remote-stages: {', '.join(bad)} cannot run remotely; choose from {', '.join(served)}")
     if chosen_stages is not None:
         stages = tuple(s for s in stages if s in chosen_stages)
     try:
-        return RemoteOptions(url=url, token=args.remote_token or os.environ.get(TOKEN_ENV) or None,
-                             timeout_s=float(args.remote_timeout), jpeg_quality=int(args.remote_quality),
-                             lossless=bool(args.remote_lossless), stages=stages)
+        return RemoteOptions(url=url, token=getattr(args, "remote_token", None) or os.environ.get(TOKEN_ENV) or None,
+                             timeout_s=float(getattr(args, "remote_timeout", 1.0)),
+                             jpeg_quality=int(getattr(args, "remote_quality", 90)),
+                             lossless=bool(getattr(args, "remote_lossless", False)), stages=stages)
     except ValueError as exc:
         raise StageBuildError(str(exc)) from None
 

@@ -131,6 +131,20 @@ def test_settings_persist_across_windows(qtbot, tmp_path):
     assert loaded.view == "split" and loaded.stages["body"] is False
 
 
+def test_gpu_server_field_checks_the_address_and_feeds_the_stages(qtbot, window):
+    edit = window.controls.server_edit
+    assert window.remote_options() is None  # nothing set: every stage runs here
+    edit.setText("gpu-box:8000")  # no scheme: refused, the setting keeps its value
+    edit.editingFinished.emit()
+    assert window.settings.remote_url == "" and "http://HOST:PORT" in edit.toolTip()
+    edit.setText("http://127.0.0.1:9")
+    edit.editingFinished.emit()
+    assert window.settings.remote_url == "http://127.0.0.1:9"
+    options = window.stage_options().remote
+    assert options.url == "http://127.0.0.1:9" and options.stages == ("face", "body", "volume")
+    assert options.timeout_s == 1.0
+
+
 def test_missing_weights_warning_reaches_the_status_bar(qtbot, window):
     import logging
 

@@ -48,7 +48,8 @@ def test_every_bad_value_warns_once_names_its_key_and_keeps_a_backup(tmp_path, c
     path = tmp_path / "settings.json"
     bad = {"device": "tpu", "face_backend": "deca", "volume_backend": None, "hfov_deg": 0,
            "volume_yaw_deg": float("inf"), "target_fps": -1, "person": 2.5, "view": "vr",
-           "smoothing": "yes", "stages": {"face": 1}, "disk_budget_gb": 0, "camera_mode": "huge"}
+           "smoothing": "yes", "stages": {"face": 1}, "disk_budget_gb": 0, "camera_mode": "huge",
+           "remote_url": "ftp://gpu-box"}
     path.write_text(json.dumps({**bad, "mirror": True}))
     with caplog.at_level(logging.WARNING):
         s = load_settings(path)
@@ -66,7 +67,7 @@ def test_good_values_of_every_rule_load(tmp_path):
     path = tmp_path / "settings.json"
     good = {"device": "cpu", "face_backend": "tddfa", "body_backend": "hmr", "volume_backend": "pifu",
             "hfov_deg": 90, "target_fps": 24.0, "person": 1, "view": "split", "camera_mode": "1280x720@30",
-            "segment_minutes": 2.5, "disk_budget_gb": 50}
+            "segment_minutes": 2.5, "disk_budget_gb": 50, "remote_url": "http://gpu-box.local:8000"}
     path.write_text(json.dumps(good))
     s = load_settings(path)
     for key, value in good.items():
