@@ -16,6 +16,7 @@ from app.log_bridge import LogBridge
 from app.session import CaptureSession
 from engine.render.view import SHADINGS
 from engine.settings import AppSettings, save_settings
+from app.hud import hud_stats
 from engine.stage_factory import StageOptions
 
 log = logging.getLogger(__name__)
@@ -330,28 +331,7 @@ class MainWindow(QMainWindow):
         stats = self.session.stats()
         if stats is None:
             return
-        hud = {
-            "capture fps": stats.capture_fps,
-            "process fps": stats.process_fps,
-            "render fps": self.viewport.render_fps,
-            "dropped": stats.frames_dropped,
-            "latency ms": stats.latency_ms,
-            **{f"{k} ms": v for k, v in stats.stage_ms.items()},
-        }
-        for name in stats.background:  # stages at their own rate: say how fast they update
-            hud[f"{name} fps"] = stats.stage_fps.get(name, 0.0)
-        for name, where in self.session.remote_status().items():
-            hud[f"{name} runs"] = where
-        level = self.session.volume_level()
-        if level is not None:
-            hud["volume level"] = f"{level} ({self.settings.volume_quality})"
-        info = self.session.source_info()
-        if info.get("kind") == "camera":  # what was asked for, what the driver gave, what arrives
-            req, neg = info.get("requested", {}), info.get("negotiated", {})
-            hud["camera"] = (f"{neg.get('width')}x{neg.get('height')} {neg.get('fourcc')} "
-                             f"fps req {req.get('fps')} / neg {neg.get('fps')} / got {info.get('measured_fps')}")
-            if info.get("state") == "reconnecting":
-                hud["camera"] = "reconnecting…"
+        hud = hud_stats(stats, self.session, self.viewport.render_fps, self.settings.volume_quality)
         self.viewport.set_hud_stats(hud if self.settings.show_hud else {})
         for key, output in list(self._outputs.items()):  # failed on its own thread (device gone)
             why = getattr(getattr(output, "stats", None), "failed", None)
