@@ -189,3 +189,37 @@ def test_client_goes_back_to_the_server_when_it_returns(shared_file, tmp_path):
         assert stage.round_trip_ms is not None
     finally:
         stage.close()
+
+
+def test_volume_reads_the_frame_and_the_body_through_the_server(shared_file, tmp_path):
+    """A stage that reads pixels (the volume: the frame, the mask and the body fit travel):
+    with lossless frames, the same views as the volume stage run here."""
+    from engine.remote.client import RemoteOptions, RemoteStage
+    from engine.remote.session import SessionSpec
+    from engine.stage_factory import BUILDERS, StageOptions
+
+    frames = _frames(shared_file("media/talking_head.mp4"), 3)
+    options = StageOptions(device="cpu", mesh_colours=False, volume_quality="low")
+    perception, body = BUILDERS["perception"](options), BUILDERS["body"](options)
+    contexts = []
+    for f in frames:
+        p = perception.process(f, {})
+        contexts.append({"perception": p, "body": body.process(f, {"perception": p})})
+    perception.close()
+    body.close()
+    local = BUILDERS["volume"](options)
+    expected = [local.process(f, c) for f, c in zip(frames, contexts)]
+    local.reset()
+    with _server(tmp_path, stages=("volume",)) as server:
+        remote = RemoteOptions(url=server.url, token=TOKEN, timeout_s=120.0, lossless=True)
+        stage = RemoteStage(local, remote, SessionSpec.from_options(options, lossless=True))
+        try:
+            got = [stage.process(f, c) for f, c in zip(frames, contexts)]
+        finally:
+            stage.close()
+    assert stage.frames_remote == 3
+    for a, b in zip(expected, got):
+        assert a is not None and b is not None and a.color.shape == b.color.shape
+        assert np.array_equal(a.yaw_deg, b.yaw_deg)
+        assert np.mean(np.abs(a.color.astype(int) - b.color.astype(int))) < 0.5
+        assert np.allclose(a.depth, b.depth, atol=1e-4, equal_nan=True)
