@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -80,7 +81,9 @@ class StageClient:
         self._path = f"{parts.path.rstrip('/')}/{stage}"
         self._conn: http.client.HTTPConnection | None = None
         self._session_id = session.session_id()
-        self._held = wire.HeldArrays()
+        self._held = wire.HeldArrays()  # unchanging arrays of the replies
+        self._sending = wire.ArrayCache(secrets.token_hex(4))  # ... and of the requests
+        self._server_holds: frozenset[str] = frozenset()  # request arrays the session has
 
     def _request(self, method: str, path: str, body: bytes | None, timeout: float) -> bytes:
         headers = {MULTIPLEX_HEADER: self._session_id, "Content-Type": "application/octet-stream"}
@@ -121,17 +124,23 @@ class StageClient:
         # the long wait a stage's model loading may need.
         self._request("GET", f"{self._path}/health", None, max(self.options.timeout_s, HEALTH_TIMEOUT_S))
         data = self._request("POST", f"{self._path}/open", b"", OPEN_TIMEOUT_S)
+        self.forget_server_arrays()
         try:
             info = json.loads(data)
         except ValueError:
             raise RemoteUnavailable("the server's answer to open is not JSON") from None
         return info if isinstance(info, dict) else {}
 
+    def forget_server_arrays(self) -> None:
+        """The session was (re)opened, maybe on a new server: send every array in full again."""
+        self._server_holds = frozenset()
+
     def process(self, request: wire.StageRequest, pixels: bool = True) -> wire.StageReply:
         request = replace(request, have=self._held.keys())
         body = wire.encode_request(request, lossless=self.session.lossless, jpeg_quality=self.options.jpeg_quality,
-                                   pixels=pixels)
+                                   pixels=pixels, cache=self._sending, held_by_server=self._server_holds)
         data = self._request("POST", self._path, body, self.options.timeout_s)
+        self._server_holds = frozenset(self._sending.keys())
         try:
             return wire.decode_reply(data, self._held)
         except wire.WireError as exc:
@@ -300,6 +309,7 @@ class RemoteStage:
                 wait = BUILD_RETRY_S if isinstance(exc, RemoteBuildError) else self.options.retry_s
                 continue
             wait = self.options.retry_s
+            self._client.forget_server_arrays()  # the probe opened the session: maybe a new one
             with self._lock:
                 self._pixels, self._remote_ok, self._reset_next = pixels, True, True
             log.info("%s: the server at %s is back; running there again", self.name, self.options.url)

@@ -102,6 +102,7 @@ class _Session:
         self.lock = asyncio.Lock()
         self.controls: dict[str, Any] = {}
         self.arrays = wire.ArrayCache(secrets.token_hex(4))  # unique per session instance
+        self.held = wire.HeldArrays()  # unchanging arrays of the client's requests (the body's triangles)
 
     def apply_controls(self, controls: dict[str, Any]) -> None:
         """Live controls the client changed (the volume's quality and view) since the last frame."""
@@ -180,7 +181,7 @@ class StageDeployment:
         if len(body) > MAX_REQUEST_BYTES:
             return JSONResponse({"error": "request too large"}, status_code=413)
         try:
-            stage_request = wire.decode_request(body)
+            stage_request = wire.decode_request(body, session.held)
         except wire.WireError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400, headers={ERROR_HEADER: "request"})
         async with session.lock:

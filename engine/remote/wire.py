@@ -113,11 +113,11 @@ def _result_fields(prefix: str, result: Any, lossy: bool, values: dict, arrays: 
         v = getattr(result, f.name)
         key = f"{prefix}.{f.name}"
         if isinstance(v, np.ndarray):
-            cache_key = None if cache is None else cache.key(f.name, v)
+            cache_key = None if cache is None else cache.key(key, v)
             if cache_key is not None:
                 values[key + "#cache"] = cache_key
                 if cache_key in have:
-                    continue  # the client holds this very array (a mesh's triangles)
+                    continue  # the peer holds this very array (a mesh's triangles)
             if lossy and f.name in MASK_FIELDS and v.ndim == 2:
                 ok, png = cv2.imencode(".png", np.clip(v * 255.0 + 0.5, 0, 255).astype(np.uint8))
                 arrays[key + "#png"] = png.reshape(-1)
@@ -166,12 +166,11 @@ def _rebuild(prefix: str, kind: str, values: dict, arrays: dict, held: "HeldArra
     for f in dataclasses.fields(cls):
         key = f"{prefix}.{f.name}"
         cache_key = values.get(key + "#cache")
-        if key in arrays and cache_key is not None and held is not None:
-            held.put(str(cache_key), arrays[key])
-        if key not in arrays and cache_key is not None:
+        sent = any(k in arrays for k in (key, key + "#png", key + "#q16"))
+        if not sent and cache_key is not None:
             cached = None if held is None else held.get(str(cache_key))
             if cached is None:
-                raise WireError(f"{key}: the server sent a cached array this client does not hold")
+                raise WireError(f"{key}: the peer sent the key of an array this side does not hold")
             kwargs[f.name] = cached
         elif key in arrays:
             kwargs[f.name] = arrays[key]
@@ -185,6 +184,8 @@ def _rebuild(prefix: str, kind: str, values: dict, arrays: dict, held: "HeldArra
         elif key in values:
             v = values[key]
             kwargs[f.name] = tuple(v["tuple"]) if isinstance(v, dict) and set(v) == {"tuple"} else v
+        if sent and cache_key is not None and held is not None and f.name in kwargs:
+            held.put(str(cache_key), kwargs[f.name])  # the peer will send only the key next time
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -212,9 +213,12 @@ class StageRequest:
 
 
 def encode_request(request: StageRequest, lossless: bool = False, jpeg_quality: int = 90,
-                   pixels: bool = True) -> bytes:
+                   pixels: bool = True, cache: "ArrayCache | None" = None,
+                   held_by_server: frozenset[str] = frozenset()) -> bytes:
     """`pixels`: send the image and the person mask; without, the server's stage gets an
-    all-zero stand-in of the frame's size (for stages that read only landmarks and sizes)."""
+    all-zero stand-in of the frame's size (for stages that read only landmarks and sizes).
+    `cache`/`held_by_server`: as for replies, the other way (the body's triangles in a
+    volume request): arrays the server's session holds go as their key alone."""
     f = request.frame
     values: dict[str, Any] = {"frame": {"index": f.index, "t_capture": f.t_capture, "t_media": f.t_media,
                                         "source_id": f.source_id, "name": f.name, "shape": list(f.image.shape)},
@@ -232,11 +236,11 @@ def encode_request(request: StageRequest, lossless: bool = False, jpeg_quality: 
         values["context"][name] = kind
         if not pixels and isinstance(getattr(result, "segmentation", None), np.ndarray):
             result = dataclasses.replace(result, segmentation=None)
-        _result_fields(f"ctx.{name}", result, not lossless, values, arrays)
+        _result_fields(f"ctx.{name}", result, not lossless, values, arrays, cache, held_by_server)
     return pack(values, arrays)
 
 
-def decode_request(message: bytes) -> StageRequest:
+def decode_request(message: bytes, held: "HeldArrays | None" = None) -> StageRequest:
     values, arrays = unpack(message)
     meta = values.get("frame")
     if not isinstance(meta, dict):
@@ -256,7 +260,7 @@ def decode_request(message: bytes) -> StageRequest:
                   t_media=None if meta.get("t_media") is None else float(meta["t_media"]))
     context = {}
     for name, kind in dict(values.get("context") or {}).items():
-        context[str(name)] = None if kind is None else _rebuild(f"ctx.{name}", str(kind), values, arrays)
+        context[str(name)] = None if kind is None else _rebuild(f"ctx.{name}", str(kind), values, arrays, held)
     controls = values.get("controls")
     have = values.get("have")
     return StageRequest(frame=frame, context=context, reset=bool(values.get("reset", False)),
@@ -294,24 +298,32 @@ def decode_reply(message: bytes, held: "HeldArrays | None" = None) -> StageReply
 
 
 class ArrayCache:
-    """Server side: keys for the arrays a stage returns unchanged frame after frame (the same
-    object: a mesh's triangles, 100-300 kB a reply). An array gets a key the second time it
-    is seen; the client keeps keyed arrays (HeldArrays) and lists their keys in `have`."""
+    """The sender's side: keys for the arrays sent unchanged message after message (the same
+    object: a mesh's triangles, 100-300 kB each time). An array gets a key the second time it
+    is seen; the receiver keeps keyed arrays (HeldArrays) and the sender then sends the key
+    alone. Replies: the client lists what it holds in `have`. Requests: the client counts
+    what the server's session holds since it was opened."""
 
     def __init__(self, prefix: str) -> None:
-        self._prefix, self._last, self._n = prefix, {}, 0
+        self._prefix, self._last, self._given, self._n = prefix, {}, {}, 0
 
     def key(self, name: str, array: np.ndarray) -> str | None:
         last = self._last.get(name)
         if last is not None and last[0] is array:
+            self._given[name] = last[1]
             return last[1]
         self._n += 1
         self._last[name] = (array, f"{self._prefix}:{self._n}")
+        self._given.pop(name, None)
         return None
+
+    def keys(self) -> set[str]:
+        """The keys the last messages carried: once they went through, the receiver holds them."""
+        return set(self._given.values())
 
 
 class HeldArrays:
-    """Client side: the keyed arrays received, the few most recent ones."""
+    """The receiver's side: the keyed arrays received, the few most recent ones."""
 
     def __init__(self, most: int = 8) -> None:
         self._arrays: dict[str, np.ndarray] = {}

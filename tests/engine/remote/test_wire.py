@@ -176,3 +176,23 @@ def test_lossy_reply_sends_vertices_in_16_bits_within_a_65535th_of_their_range()
     nan = dataclasses.replace(body, vertices=np.where(body.vertices > 2.8, np.nan, body.vertices).astype(np.float32))
     assert np.array_equal(wire.decode_reply(wire.encode_reply("body", nan, 1.0, lossless=False)).result.vertices,
                           nan.vertices, equal_nan=True)  # non-finite values travel exactly
+
+
+def test_request_context_arrays_that_do_not_change_go_once_per_session():
+    """The body's triangles in every volume request: sent in full until the server's session
+    holds them, then as their key; a session without them (a restarted server) refuses."""
+    rng = np.random.default_rng(5)
+    faces = rng.integers(0, 5, (20000, 3)).astype(np.int32)
+    sending, server_holds, held = wire.ArrayCache("c"), frozenset(), wire.HeldArrays()
+    sizes = []
+    for i in range(4):
+        body = _body(rng, faces)
+        message = wire.encode_request(wire.StageRequest(_frame(rng), {"body": body}), lossless=True,
+                                      cache=sending, held_by_server=server_holds)
+        sizes.append(len(message))
+        got = wire.decode_request(message, held).context["body"]
+        assert np.array_equal(got.faces, faces) and np.array_equal(got.vertices, body.vertices)
+        server_holds = frozenset(sending.keys())  # the reply came back: the session holds them
+    assert sizes[3] < sizes[0] - faces.nbytes + 1000
+    with pytest.raises(wire.WireError, match="does not hold"):
+        wire.decode_request(message, wire.HeldArrays())
