@@ -9,11 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -44,14 +42,15 @@ def _cli(*args: str, token: str | None = TOKEN) -> subprocess.Popen:
 
 
 def _frames(path: Path, n: int) -> list[Frame]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < n:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(Frame(np.ascontiguousarray(image), len(frames), time.monotonic(), "clip", t_media=len(frames) / 25))
-    cap.release()
+    from engine.sources.video import VideoSource
+
+    source = VideoSource(path)
+    source.open()
+    try:
+        frames = [source.read() for _ in range(n)]
+    finally:
+        source.close()
+    assert all(f is not None for f in frames)
     return frames
 
 
