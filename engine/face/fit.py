@@ -122,6 +122,9 @@ class FitSettings:
     identity_rounds: alternations (re-fit the kept frames' poses/expressions, re-solve the
         identity) when freezing.
     good_fit_rmse_px: a frame counts towards the identity only below this RMSE.
+    calibration_prior: when the identity is frozen, each landmark's point on the model also
+        gets this user's mean offset from where mediapipe puts it (solved over the same
+        frames, shrunk towards zero as if this many frames had said zero; None: no offsets).
     """
 
     iterations: int = 1
@@ -136,6 +139,7 @@ class FitSettings:
     identity_frames: int = 60
     identity_rounds: int = 2
     good_fit_rmse_px: float = 6.0
+    calibration_prior: float | None = 5.0
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,19 @@ def refit_expression(packed: PackedRows, observed: np.ndarray, params: FitParams
     if identity:
         return replace(params, identity=coeffs[:k], expression=coeffs[k:])
     return replace(params, expression=coeffs)
+
+
+def landmark_offsets(packed: PackedRows, frames: list[tuple[np.ndarray, FitParams]], prior: float) -> np.ndarray:
+    """(L, 3) model-metre offsets of the landmark points that best explain the frames' 2D
+    residuals (observed minus predicted), their fits held fixed: per landmark a 3×3
+    least-squares problem over the frames' views, ridge `prior` (in frames)."""
+    lhs = np.zeros((3, 3))
+    rhs = np.zeros((packed.mean.shape[1], 3))
+    for observed, p in frames:
+        view = p.rotation[:2]  # (2, 3) model -> image directions
+        lhs += view.T @ view
+        rhs += ((observed[:, :2] - predict_landmarks(packed, p)[:, :2]) / p.scale) @ view
+    return np.linalg.solve(lhs + prior * np.eye(3), rhs.T).T
 
 
 def solve_identity(packed: PackedRows, frames: list[tuple[np.ndarray, FitParams]],

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from engine.face.blas_threads import single_threaded_blas
-from engine.face.fit import (FAR_SLIDE_FROM_DEG, FitParams, FitSettings, euler_angles, gauss_newton, initial_pose, pack_rows,
-                             predict_landmarks, refit_expression, rmse_px, rotation_angle_deg, rotation_matrix, slide_shift,
+from engine.face.fit import (FAR_SLIDE_FROM_DEG, FitParams, FitSettings, euler_angles, gauss_newton, initial_pose,
+                             landmark_offsets, pack_rows, predict_landmarks, refit_expression, rmse_px, rotation_angle_deg, rotation_matrix, slide_shift,
                              solve_identity)
 from engine.face.morphable import LinearFaceModel, landmark_rows
 from engine.filters import OneEuroFilter
@@ -64,7 +64,8 @@ class FaceFitter:
         self.model = model
         self.settings = settings or FitSettings()
         self.smoothing = smoothing or SmoothingSettings()
-        self.packed = pack_rows(landmark_rows(model), model.landmark_mediapipe, self.settings)
+        self._uncalibrated = pack_rows(landmark_rows(model), model.landmark_mediapipe, self.settings)
+        self.packed = self._uncalibrated
         noise2 = self.settings.noise_m ** 2
         self.prior_precision = np.concatenate([
             self.settings.identity_prior * noise2 / model.identity_prior_std.astype(np.float64) ** 2,
@@ -80,6 +81,8 @@ class FaceFitter:
         """Forget the face (new source): pose, identity and the filters."""
         self._params: FitParams | None = None
         self._identity = _IdentityAccumulator()
+        self.packed = self._uncalibrated
+        self.landmark_offset: np.ndarray | None = None  # (L, 3) model metres, once calibrated
         s = self.smoothing
         self._f_pose = OneEuroFilter(s.pose_min_cutoff, s.pose_beta)
         self._f_pos = OneEuroFilter(s.position_min_cutoff, s.position_beta)
@@ -220,6 +223,21 @@ class FaceFitter:
             identity = solve_identity(self.packed, frames, prior)
         acc.frozen, acc.frames = identity, []
         log.info("face identity frozen after %d frames", self.settings.identity_frames)
+        if self.settings.calibration_prior is not None:
+            self._calibrate(frames, identity)
+
+    def _calibrate(self, frames: list, identity: np.ndarray) -> None:
+        """Move the model's landmark points by this user's mean offset from mediapipe's.
+        Where mediapipe puts a point on a face (lip corners, nasolabial points) differs from
+        the model's correspondence by a per-person amount the identity basis cannot express:
+        measured over the shared clip after the freeze, the mean residual per landmark was
+        54 % of the fit's squared error. Held fixed afterwards, like the identity."""
+        frames = [(obs, gauss_newton(self.packed, obs, replace(p, identity=identity),
+                                     prior_precision=self.prior_precision, bounds=self.bounds,
+                                     free_identity=False, iterations=2))
+                  for obs, p in frames]
+        self.landmark_offset = landmark_offsets(self.packed, frames, float(self.settings.calibration_prior))
+        self.packed = replace(self.packed, mean=self.packed.mean + self.landmark_offset.T)
 
     def _smooth(self, params: FitParams, observed: np.ndarray, t: float) -> FitParams:
         """Filter the pose, then fit the expression to the landmarks at the filtered pose and

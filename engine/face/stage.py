@@ -118,12 +118,13 @@ class FaceMesh:
 
 
 def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: float,
-                backend: str) -> FaceResult:
+                backend: str, landmark_offset: np.ndarray | None = None) -> FaceResult:
     """FaceResult of a fit. Image space is the fit's scaled orthographic projection; camera
     space places the model at depth focal/scale (the weak-perspective depth), so projecting
     vertices_camera with `camera` lands within the perspective error of vertices_image.
     landmarks_2d are the iBUG-68 landmark points as mediapipe would place them (surface
-    point plus the view-dependent slide), the same points fit_rmse_px measures."""
+    point plus the view-dependent slide and the user's calibrated `landmark_offset`, (L, 3)
+    model metres, see FaceFitter._calibrate), the same points fit_rmse_px measures."""
     model = mesh.model
     pts = mesh.model_vertices(params.identity, params.expression)
     rot = params.rotation.astype(np.float32)
@@ -142,6 +143,8 @@ def face_result(mesh: FaceMesh, params: FitParams, camera: PinholeCamera, rmse: 
         # the landmarks are where mediapipe sees them: with their view-dependent slide
         far = None if model.landmark_slide_far is None else model.landmark_slide_far[model.ibug68]
         lm2d += slide_shift(model.landmark_slide[model.ibug68], params, far)[:, :2]
+    if landmark_offset is not None:
+        lm2d += s * (landmark_offset[model.ibug68] @ params.rotation[:2].T).astype(np.float32)
     return FaceResult(
         vertices_image=img,
         vertices_camera=rotated + offset,
@@ -260,7 +263,7 @@ class FaceStage:
             _, smoothed, rmse = self._fitter.fit(landmarks, frame.t_filter)
         camera = PinholeCamera.from_fov(frame.width, frame.height, self.settings.hfov_deg)
         with single_threaded_blas():
-            return face_result(self._mesh, smoothed, camera, rmse, self.backend)
+            return face_result(self._mesh, smoothed, camera, rmse, self.backend, self._fitter.landmark_offset)
 
     def reset(self) -> None:
         self._colours.reset()

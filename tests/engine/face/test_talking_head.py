@@ -5,8 +5,10 @@ Acceptance (issue 3): a face on ≥ 95% of frames and a median fit RMSE ≤ 2.0 
 distance between the fitted model's 470 points — mediapipe's 468 mesh points and its 2
 iris centres — after the One Euro filter, and mediapipe's observed ones). The 95th
 percentile is printed and bounded at 3.5 px (measured ~2.9: fast speech frames, where
-the filter and Anny's expression units lag). Measured median 1.84 px over the clip; the
-identity is solved from the first 60 frames, and after it is frozen the median is ~2.1.
+the filter and Anny's expression units lag). Issue 11 asks for a median ≤ 1.8 px: measured
+1.59 px over the clip. The identity is solved from the first 60 frames, and with it each
+landmark's per-user offset (engine/face/fitter.py, _calibrate); after the freeze the median
+is 1.65 px (2.05 without the offsets).
 The filters add at most 0.1 px to the median of the unfiltered fit's RMSE (measured 0.08:
 the expression is refitted at the filtered pose and identity; it was 0.14 when the
 expression was filtered on its own).
@@ -72,8 +74,17 @@ def test_fit_rmse(results):
     rmse = np.array([r.fit_rmse_px for r in results if r is not None])
     print(f"\nfit_rmse_px: median {np.median(rmse):.2f}, 95th percentile {np.percentile(rmse, 95):.2f}, "
           f"max {rmse.max():.2f}")
-    assert np.median(rmse) <= 2.0
+    assert np.median(rmse) <= 1.8  # issue 11 (issue 3 asked for 2.0)
     assert np.percentile(rmse, 95) <= 3.5
+
+
+def test_fit_rmse_after_the_identity_is_frozen(results):
+    """A long clip is mostly frames after the freeze (frozen identity and landmark
+    calibration): the goal holds for them alone, not only thanks to the first 60 frames'
+    free identity. Measured 1.65 px; 2.05 without the landmark calibration."""
+    rmse = np.array([r.fit_rmse_px for r in results[60:] if r is not None])
+    print(f"\nfit_rmse_px after the freeze: median {np.median(rmse):.2f}")
+    assert np.median(rmse) <= 1.8
 
 
 def test_filters_add_little_to_the_fit_error(runs):
