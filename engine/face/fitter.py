@@ -10,8 +10,8 @@ import numpy as np
 
 from engine.face.blas_threads import single_threaded_blas
 from engine.face.fit import (FAR_SLIDE_FROM_DEG, FitParams, FitSettings, euler_angles, gauss_newton, initial_pose,
-                             landmark_offsets, pack_rows, predict_landmarks, refit_expression, rmse_px, rotation_angle_deg, rotation_matrix, slide_shift,
-                             solve_identity)
+                             landmark_offsets, pack_rows, predict_landmarks, refit_expression, rmse_px,
+                             rotation_angle_deg, rotation_matrix, slide_shift, solve_identity)
 from engine.face.morphable import LinearFaceModel, landmark_rows
 from engine.filters import OneEuroFilter
 
