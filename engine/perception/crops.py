@@ -17,9 +17,30 @@ SEGMENTATION_TILE_SIZE = 256  # the selfie model's own input size: tiles are res
 MIN_SMALL_PERSON_PX = 40  # shorter blobs are not looked at: no pose model reads them
 
 
-def landmarks_to_pixels(landmarks, width: float, height: float) -> np.ndarray:
-    """mediapipe NormalizedLandmarkList -> (N, 3) float32: x, y pixels; z scaled by width."""
-    arr = np.array([[p.x, p.y, p.z] for p in landmarks], np.float32)
+# A NormalizedLandmark with only x, y, z set serialises as 17 bytes: the list's field tag
+# and length (0x0a 0x0f), then a tag byte and a little-endian float32 for each of x, y, z.
+_XYZ_RECORD_TAGS = np.array([0x0A, 0x0F, 0x0D, 0x15, 0x1D], np.uint8)
+_XYZ_RECORD_TAG_AT = [0, 1, 2, 7, 12]
+_XYZ_RECORD_FLOATS_AT = [3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16]
+
+
+def landmarks_to_pixels(landmark_list, width: float, height: float) -> np.ndarray:
+    """mediapipe NormalizedLandmarkList -> (N, 3) float32: x, y pixels; z scaled by width.
+
+    Face mesh lists (x, y, z only) are read from their serialised bytes in one numpy step:
+    reading 478 protobuf messages attribute by attribute cost 0.2 ms a frame, this 0.02.
+    Lists in any other layout (pose landmarks carry visibility and presence) are read
+    message by message."""
+    items = landmark_list.landmark
+    n = len(items)
+    data = landmark_list.SerializeToString()
+    arr = None
+    if n and len(data) == 17 * n:
+        records = np.frombuffer(data, np.uint8).reshape(n, 17)
+        if np.array_equal(records[:, _XYZ_RECORD_TAG_AT], np.broadcast_to(_XYZ_RECORD_TAGS, (n, 5))):
+            arr = records[:, _XYZ_RECORD_FLOATS_AT].copy().view("<f4").reshape(n, 3).astype(np.float32)
+    if arr is None:
+        arr = np.array([[p.x, p.y, p.z] for p in items], np.float32).reshape(n, 3)
     arr[:, 0] *= width
     arr[:, 1] *= height
     arr[:, 2] *= width
@@ -33,7 +54,7 @@ def pose_in_square(pose_graph, rgb: np.ndarray, square: np.ndarray) -> tuple[np.
     if out.pose_landmarks is None:
         return None
     side = float(square[2] - square[0])
-    pose = landmarks_to_pixels(out.pose_landmarks.landmark, side, side)
+    pose = landmarks_to_pixels(out.pose_landmarks, side, side)
     pose[:, :2] += square[:2]
     return pose, np.array([p.visibility for p in out.pose_landmarks.landmark], np.float32)
 

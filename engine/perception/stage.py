@@ -161,7 +161,7 @@ class PerceptionStage:
         out = self._face_mesh.process(rgb)
         if not out.multi_face_landmarks:
             return None
-        return landmarks_to_pixels(out.multi_face_landmarks[0].landmark, width, height)
+        return landmarks_to_pixels(out.multi_face_landmarks[0], width, height)
 
     def _detect_pose(self, rgb: np.ndarray, width: int, height: int):
         """-> (landmarks (33,3) px, visibility (33,), world (33,3) m, mask (H,W)), Nones when absent."""
@@ -191,7 +191,7 @@ class PerceptionStage:
                     crop_w = crop_h = float(box[2] - box[0])
                     break
         if out.pose_landmarks is not None and self.settings.pose:
-            pose = landmarks_to_pixels(out.pose_landmarks.landmark, crop_w, crop_h)
+            pose = landmarks_to_pixels(out.pose_landmarks, crop_w, crop_h)
             pose[:, 0] += x0
             pose[:, 1] += y0
             visibility = np.array([p.visibility for p in out.pose_landmarks.landmark], np.float32)
@@ -251,7 +251,7 @@ class PerceptionStage:
             out = self._face_mesh.process(extract_square(rgb, box, FACE_RETRY_SIZE))
             if out.multi_face_landmarks:
                 side_px = float(box[2] - box[0])
-                face = landmarks_to_pixels(out.multi_face_landmarks[0].landmark, side_px, side_px)
+                face = landmarks_to_pixels(out.multi_face_landmarks[0], side_px, side_px)
                 face[:, 0] += box[0]
                 face[:, 1] += box[1]
                 return face
