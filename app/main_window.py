@@ -12,11 +12,11 @@ from PyQt6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow,
                              QMessageBox, QProgressDialog, QToolBar)
 
 from app.controls import ControlsDock
+from app.hud import hud_stats
 from app.log_bridge import LogBridge
 from app.session import CaptureSession
 from engine.render.view import SHADINGS
 from engine.settings import AppSettings, save_settings
-from app.hud import hud_stats
 from engine.stage_factory import StageOptions
 
 log = logging.getLogger(__name__)

@@ -37,8 +37,9 @@ def landmarks_to_pixels(landmark_list, width: float, height: float) -> np.ndarra
     arr = None
     if n and len(data) == 17 * n:
         records = np.frombuffer(data, np.uint8).reshape(n, 17)
-        if np.array_equal(records[:, _XYZ_RECORD_TAG_AT], np.broadcast_to(_XYZ_RECORD_TAGS, (n, 5))):
-            arr = records[:, _XYZ_RECORD_FLOATS_AT].copy().view("<f4").reshape(n, 3).astype(np.float32)
+        if (records[:, _XYZ_RECORD_TAG_AT] == _XYZ_RECORD_TAGS).all():
+            # (the fancy index comes back column-major: copy to rows before viewing as floats)
+            arr = records[:, _XYZ_RECORD_FLOATS_AT].copy().view("<f4").astype(np.float32, copy=False)
     if arr is None:
         arr = np.array([[p.x, p.y, p.z] for p in items], np.float32).reshape(n, 3)
     arr[:, 0] *= width
