@@ -51,6 +51,9 @@ class RenderedView:
         along the ray, cube units in [0, 2], NaN where the ray hits nothing.
     mask: (S, S) bool, True where the ray hits the surface.
     stats: localisation stats (see localize) plus "ms_localize", "ms_render", "visible".
+    silhouette: (S, S) float32, the largest field value along each ray minus the threshold
+        (> 0 exactly where the ray hits): its zero crossing between rays is the outline at
+        sub-lattice precision (engine.render.volume_image draws it at the output's resolution).
     """
 
     color: np.ndarray
@@ -58,6 +61,7 @@ class RenderedView:
     depth: np.ndarray
     mask: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
+    silhouette: np.ndarray | None = None
 
 
 def view_rotation(yaw_deg: float, pitch_deg: float) -> torch.Tensor:
@@ -162,9 +166,11 @@ def shade_grid(grid: torch.Tensor, rotation: torch.Tensor, color_fn: ColorFn | N
             pts_field = pts @ rotation.to(pts.device, pts.dtype).T
             rgb = [color_fn(pts_field[i:i + chunk]).reshape(-1, 3) for i in range(0, pts_field.shape[0], chunk)]
             color[rows, cols] = torch.cat(rgb).to(torch.float32).clamp(0.0, 1.0)
+    silhouette = (grid.amax(dim=2) - threshold).T
     return RenderedView(color=color.cpu().numpy(), normal=normal.cpu().numpy(),
                         depth=depth.cpu().numpy(), mask=mask.cpu().numpy(),
-                        stats={"visible": int(rows.numel())})
+                        stats={"visible": int(rows.numel())},
+                        silhouette=silhouette.contiguous().cpu().numpy().astype(np.float32))
 
 
 def render_view(occupancy_fn: OccupancyFn, color_fn: ColorFn | None = None, yaw_deg: float = 0.0,
@@ -187,7 +193,7 @@ def render_view(occupancy_fn: OccupancyFn, color_fn: ColorFn | None = None, yaw_
     t2 = time.perf_counter()
     stats.update(view.stats, ms_localize=(t1 - t0) * 1e3, ms_render=(t2 - t1) * 1e3,
                  yaw_deg=float(yaw_deg), pitch_deg=float(pitch_deg))
-    view = RenderedView(view.color, view.normal, view.depth, view.mask, stats)
+    view = RenderedView(view.color, view.normal, view.depth, view.mask, stats, view.silhouette)
     return view if size is None or size == view.depth.shape[0] else resize_view(view, size)
 
 
@@ -208,7 +214,8 @@ def resize_view(view: RenderedView, size: int) -> RenderedView:
     normal[~mask] = 0.0
     color = img(view.color, "bilinear")
     color[~mask] = 0.0
-    return RenderedView(color, normal, depth, mask, dict(view.stats))
+    silhouette = None if view.silhouette is None else img(view.silhouette, "bilinear")
+    return RenderedView(color, normal, depth, mask, dict(view.stats), silhouette)
 
 
 def dense_view_grid(occupancy_fn: OccupancyFn, resolution: int, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
@@ -250,8 +257,15 @@ def views_to_result(views: Sequence[RenderedView], backend: str = "field") -> "V
         color=np.stack([to_bgr8(v.color) for v in views]),
         normal=np.stack([normal_to_bgr8(v.normal, v.mask) for v in views]),
         depth=np.stack([v.depth for v in views]).astype(np.float32),
-        stats=stats, backend=backend)
+        stats=stats, backend=backend, silhouette=stack_silhouettes(views))
 
 
-__all__ = ["RenderedView", "views_to_result", "resize_view", "ColorFn", "view_rotation", "in_view", "first_hit", "lattice_normals",
+def stack_silhouettes(views: Sequence[RenderedView]) -> np.ndarray | None:
+    """(N, S, S) float32 silhouette fields of the views, None if any view has none."""
+    if any(v.silhouette is None for v in views):
+        return None
+    return np.stack([v.silhouette for v in views]).astype(np.float32)
+
+
+__all__ = ["RenderedView", "views_to_result", "stack_silhouettes", "resize_view", "ColorFn", "view_rotation", "in_view", "first_hit", "lattice_normals",
            "shade_grid", "render_view", "dense_view_grid", "to_bgr8", "normal_to_bgr8"]

@@ -20,6 +20,9 @@ class VolumeResult:
     stats: query counts and milliseconds, e.g. {"queries": int, "queries_per_level": [...],
         "ms_localize": float, "ms_render": float}.
     backend: "field" (offline default built from the body fit) or "pifu".
+    silhouette: (N, S, S) float32, per view the largest field value along each ray minus the
+        surface threshold (> 0 where the ray hits); engine.render.volume_image draws the outline
+        from its zero crossing at any output size. None in results made without it.
     """
 
     yaw_deg: np.ndarray
@@ -28,6 +31,7 @@ class VolumeResult:
     depth: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
     backend: str = "field"
+    silhouette: np.ndarray | None = None
 
     # Empty pixels are NaN by design; only NaN colours or angles would be a broken result.
     NAN_ALLOWED: ClassVar[tuple[str, ...]] = ("depth",)

@@ -27,7 +27,7 @@ from engine.stage_protocol import StageContext
 from engine.volume.localize import check_resolutions
 from engine.volume.offline_field import CubeMap, OfflineFieldSettings, build_offline_field, warm_up
 from engine.volume.quality import QualityController, budget_ms_for
-from engine.volume.render import RenderedView, normal_to_bgr8, render_view, to_bgr8
+from engine.volume.render import RenderedView, normal_to_bgr8, render_view, stack_silhouettes, to_bgr8
 from engine.volume.result import VolumeResult
 from engine.settings_schema import VOLUME_BACKENDS as BACKENDS  # one list for stages, settings and CLI
 
@@ -317,6 +317,7 @@ def volume_result(views: list[RenderedView], yaws_deg: tuple[float, ...], stats:
         depth=np.stack([v.depth.astype(np.float32) for v in views]),
         stats=stats,
         backend=backend,
+        silhouette=stack_silhouettes(views),
     )
 
 
