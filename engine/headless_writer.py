@@ -27,6 +27,10 @@ from engine.stage_protocol import dumps_json
 
 log = logging.getLogger(__name__)
 
+# The PNG novel views are drawn at this size (the volume strip in volume.mp4 at half of it):
+# the app's crisp outline, not the lattice's pixels.
+VOLUME_VIEW_PX = 512
+
 
 @dataclass
 class WriterOptions:
@@ -200,13 +204,17 @@ class ResultWriter:
         return names if self.options.segment_s is not None else sorted({p.name for p in files})
 
 
-def write_volume_views(volume: Any, out_dir: Path) -> list[Path]:
-    """The last frame's novel views as PNGs: volume_yaw<deg>.png (colour | normals)."""
+def write_volume_views(volume: Any, out_dir: Path, size: int = VOLUME_VIEW_PX) -> list[Path]:
+    """The last frame's novel views as PNGs: volume_yaw<deg>.png (colour | normals), each
+    drawn at size x size as the app draws it (engine.render.volume_image)."""
     import cv2
 
+    from engine.render.volume_image import volume_image
+
     written = []
-    for yaw, colour, normal in zip(volume.yaw_deg, volume.color, volume.normal):
+    for index, yaw in enumerate(volume.yaw_deg):
         path = out_dir / f"volume_yaw{int(round(float(yaw))):+d}.png"
+        colour, normal = volume_image(volume, index, size), volume_image(volume, index, size, "normal")
         if not cv2.imwrite(str(path), np.concatenate([colour, normal], axis=1)):
             raise OSError(f"could not write {path}")
         written.append(path)

@@ -132,12 +132,17 @@ def draw_hud(image: np.ndarray, lines: list[str]) -> None:
 
 
 def volume_strip(volume, height: int) -> np.ndarray | None:
-    """The volume views side by side (colour over normal), scaled to `height` rows."""
+    """The volume views side by side (colour over normal), `height` rows: each view drawn
+    at its output size with a smooth outline (engine.render.volume_image), not scaled up
+    from the lattice."""
+    from engine.render.volume_image import volume_image
+
     if volume is None or len(volume.color) == 0:
         return None
-    colour = np.concatenate(list(volume.color), axis=1)
-    normal = np.concatenate(list(volume.normal), axis=1)
+    size = max(1, height // 2)
+    colour = np.concatenate([volume_image(volume, i, size) for i in range(len(volume.color))], axis=1)
+    normal = np.concatenate([volume_image(volume, i, size, "normal") for i in range(len(volume.color))], axis=1)
     strip = np.concatenate([colour, normal], axis=0)
-    scale = height / strip.shape[0]
-    return cv2.resize(strip, (max(2, int(round(strip.shape[1] * scale))), height),
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if strip.shape[0] != height:  # an odd height: one more row
+        strip = cv2.resize(strip, (strip.shape[1], height), interpolation=cv2.INTER_LINEAR)
+    return strip

@@ -76,6 +76,7 @@ def cases() -> dict[str, tuple[object, ViewSettings, tuple[int, int]]]:
         "volume_normal": (syn.frame_result(gradient, {"volume": volume}), replace(vol, volume_channel="normal"),
                           (96, 96)),
         "volume_label": (syn.frame_result(gradient, {"volume": volume}), ViewSettings(mode="volume"), size),
+        "volume_disc": (syn.frame_result(gradient, {"volume": syn.disc_volume_result()}), vol, (240, 240)),
         "volume_off": (syn.frame_result(gradient, {}), ViewSettings(mode="volume"), size),
         "split": (syn.frame_result(gradient, {"face": face}), ViewSettings(mode="split"), (2 * syn.WIDTH, syn.HEIGHT)),
         "waiting": (None, ViewSettings(), size),

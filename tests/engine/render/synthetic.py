@@ -153,15 +153,29 @@ def spaced_landmarks(count: int = 478, seed: int = 0, margin: int = 8, spacing: 
 
 
 def volume_result(size: int = 96) -> VolumeResult:
-    """Three views (yaw -90, 0, 90); view i's colour image is a distinct pattern."""
+    """Three views (yaw -90, 0, 90); view i's colour image is a distinct pattern, all surface
+    (every ray hits)."""
     yaw = np.array([-90.0, 0.0, 90.0], np.float32)
     color = np.zeros((3, size, size, 3), np.uint8)
     for i in range(3):
         color[i, :, :, i] = 200
         color[i, : size // 2, : size // 2] = (255, 255, 255)
     normal = np.full((3, size, size, 3), 128, np.uint8)
-    depth = np.full((3, size, size), np.nan, np.float32)
+    depth = np.ones((3, size, size), np.float32)
     return VolumeResult(yaw_deg=yaw, color=color, normal=normal, depth=depth)
+
+
+def disc_volume_result(size: int = 33, radius: float = 0.6) -> VolumeResult:
+    """One view (yaw 0) of a disc of `radius` cube units on a coarse lattice, grey 200, with
+    its silhouette field (the signed distance to the rim, cube units)."""
+    c = -1.0 + (2.0 * np.arange(size) + 1.0) / size
+    x, y = np.meshgrid(c, c)
+    silhouette = (radius - np.hypot(x, y)).astype(np.float32)
+    hit = silhouette > 0
+    color = np.where(hit[..., None], 200, 0).astype(np.uint8).repeat(3, axis=2)
+    depth = np.where(hit, 1.0, np.nan).astype(np.float32)
+    return VolumeResult(yaw_deg=np.zeros(1, np.float32), color=color[None], normal=color[None].copy(),
+                        depth=depth[None], silhouette=silhouette[None])
 
 
 def frame_result(image: np.ndarray, results: dict, index: int = 0, errors: dict | None = None,

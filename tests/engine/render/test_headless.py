@@ -201,6 +201,20 @@ def test_volume_view_shows_the_nearest_yaw(renders):
     np.testing.assert_array_equal(renders["volume_normal"], volume.normal[1])
 
 
+def test_volume_view_is_drawn_at_the_viewport_pixels_with_a_smooth_outline(renders):
+    """A disc on a 33-voxel lattice in a 240-pixel view (7.3 pixels per voxel): its outline
+    is the disc's own, not a staircase of voxels."""
+    from engine.bench.quality_volume import outline_distance_p95
+
+    out = renders["volume_disc"]
+    shown = out[..., 1] > 100  # grey 200 over the dark background
+    c = np.arange(240) + 0.5 - 120.0
+    x, y = np.meshgrid(c, c)
+    truth = np.hypot(x, y) < 0.6 * 120
+    assert (shown & truth).sum() / (shown | truth).sum() > 0.99
+    assert outline_distance_p95(shown, truth) <= 1.0
+
+
 def test_volume_view_labels_the_shown_image(renders):
     out = renders["volume_label"]
     volume = syn.volume_result()
