@@ -12,7 +12,11 @@ camera. So the person mask and the frame are sampled on the view's own grid:
   pixels whose ray the camera saw (plus any hit beyond them, counted as wrong);
 * volume_psnr_db: the view's colours against the frame's, inside that mask;
 * outline_step_px: the 95th percentile distance between the view's outline and the mask's
-  outline, at a 512×512 output (the view scaled up as the app scales it).
+  outline.
+
+All three at a 512×512 output, the view drawn as the app draws it (engine.render.volume_image: the
+outline from the silhouette field's crossing between rays), the mask and the frame sampled
+at each output pixel's surface point.
 """
 from __future__ import annotations
 
@@ -58,13 +62,16 @@ def outline_distance_p95(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def measure_view(volume: Any, body: Any, frame_image: np.ndarray, mask: np.ndarray) -> dict[str, float] | None:
-    """IoU, PSNR and outline step of one VolumeResult's yaw-0 view (None if it has none)."""
+    """IoU, PSNR and outline step of one VolumeResult's yaw-0 view (None if it has none), as
+    the app draws it at a 512×512 output (engine.render.volume_image)."""
+    from engine.render.volume_image import crisp_volume_view
+
     yaws = np.asarray(volume.yaw_deg)
     if not len(yaws) or np.min(np.abs(yaws)) > 1e-3:
         return None
     k = int(np.argmin(np.abs(yaws)))
-    depth = np.asarray(volume.depth[k])
-    pixels = view_to_image(volume.stats, depth, body.camera_focal_px, body.camera_center_px)
+    view = crisp_volume_view(volume, k, OUTPUT_PX, normal=False)
+    pixels = view_to_image(volume.stats, view.depth, body.camera_focal_px, body.camera_center_px)
     if pixels is None:
         return None
     # The mask says nothing about what the camera did not see: view pixels whose ray leaves
@@ -78,18 +85,20 @@ def measure_view(volume: Any, body: Any, frame_image: np.ndarray, mask: np.ndarr
     sampled_mask = (cv2.remap(mask.astype(np.float32), pixels, None, cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE) > 0.5) & seen
     sampled_frame = cv2.remap(frame_image, pixels, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    hit = np.isfinite(depth)
+    hit = view.mask
     union = (hit | sampled_mask).sum()  # pixels unseen by the camera count only if hit
     iou = float((hit & sampled_mask).sum() / union) if union else 0.0
     psnr = None
     if sampled_mask.sum() >= 50:
-        diff = volume.color[k][sampled_mask].astype(np.float64) - sampled_frame[sampled_mask].astype(np.float64)
+        # The surface's own colour where the view shows the surface: the anti-aliased edge
+        # fades into the background, which the mask's own edge (sampled from the frame's
+        # coarser pixels) cannot judge; IoU and the outline step judge the shape.
+        alpha = np.where(hit, view.alpha, 1.0)[..., None]
+        colour = view.color.astype(np.float64) / alpha
+        diff = colour[sampled_mask] - sampled_frame[sampled_mask].astype(np.float64)
         mse = float(np.mean(diff ** 2))
         psnr = 99.0 if mse <= 1e-12 else 10.0 * np.log10(255.0 ** 2 / mse)
-    big_view = cv2.resize(hit.astype(np.uint8), (OUTPUT_PX, OUTPUT_PX), interpolation=cv2.INTER_NEAREST) > 0
-    big_mask = cv2.resize(sampled_mask.astype(np.float32), (OUTPUT_PX, OUTPUT_PX),
-                          interpolation=cv2.INTER_LINEAR) > 0.5
-    return {"iou": iou, "psnr_db": psnr, "outline_step_px": outline_distance_p95(big_view, big_mask)}
+    return {"iou": iou, "psnr_db": psnr, "outline_step_px": outline_distance_p95(hit, sampled_mask)}
 
 
 def measure_clip_volume(clip: Any, max_frames: int) -> dict[str, Any]:
