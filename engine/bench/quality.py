@@ -239,8 +239,9 @@ def run(options: BenchOptions) -> str:
                      f"{fmt(row['psnr_db_p10'])} | {fmt(row['covered_psnr_db'])} | {fmt(row['cracks'])} | "
                      f"{fmt(row['cracks_max'])} | {fmt(row['thin_gaps_max'])} |")
     lines += ["", "The volume's yaw-0 view (three 257-voxel views, as headless runs render them) on every"
-              " 20th frame, against the person mask and the frame sampled on the view's grid; outline"
-              f" step: 95th percentile distance between its outline and the mask's at {512}×{512}:", "",
+              " 20th frame, drawn as the app draws it at a 512×512 output, against the person mask and the"
+              " frame sampled at each output pixel's surface point; outline step: 95th percentile"
+              " distance between its outline and the mask's, in output pixels:", "",
               "| clip | views | IoU | PSNR dB | outline step px |", "|---|---|---|---|---|"]
     for v in volumes:
         lines.append(f"| {v['clip']} | {v['views']} | {fmt(v['iou'], 3)} | {fmt(v['psnr_db'])} | "

@@ -35,7 +35,7 @@ from engine.render.topology import MEDIAPIPE_POSE_EDGES
 from engine.render.transforms import (Rect, fit_rect, image_to_ndc, mirror_x, nearest_index, orbit_view,
                                       perspective, split_rect, vertical_fov)
 from engine.render.view import ViewSettings
-from engine.render.volume_image import volume_image
+from engine.render.volume_image import coverage_scale, lattice_layers
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,6 @@ POSE_VISIBILITY_MIN = 0.5
 # lines, each once: polygon-mode triangles draw every shared edge twice and cost software
 # GL (llvmpipe) ~3x the time on the GUI thread (measured with py-spy under `bench app`).
 MAX_OVERLAY_WIRE_EDGES = 12000
-# The volume view is drawn at the viewport's pixels up to this size: ~3 ms of CPU at 800 px
-# from the 65-voxel lattice, growing with the area.
-VOLUME_MAX_PX = 1080
 # The face fit is drawn over the body's own head: it wins where it lies within this many
 # metres behind the body's surface (the two fits disagree by millimetres to a centimetre).
 FACE_OVER_BODY_M = 0.01
@@ -68,7 +65,7 @@ class SceneRenderer:
         self._frame_key: tuple[str, int] | None = None
         self._frame_image: np.ndarray | None = None
         self._volume_source: Any = None
-        self._volume_choice: tuple[int, str, int] | None = None
+        self._volume_choice: tuple[int, str] | None = None
         self._wire_source: np.ndarray | None = None  # the triangles _wire_edges were made from
         self._wire_edges: np.ndarray | None = None
 
@@ -225,17 +222,17 @@ class SceneRenderer:
             self._placeholder([stage_placeholder(fr, "volume") or "volume result is empty"], rect)
             return
         index = nearest_index(volume.yaw_deg, view.volume_yaw_deg)
-        lattice_h, lattice_w = volume.color.shape[1:3]
-        inner = fit_rect(rect, lattice_w, lattice_h)
-        # Drawn at the viewport's own pixels (a smooth outline, not the lattice's staircase),
-        # up to VOLUME_MAX_PX; beyond that the texture's filtering scales a smooth edge.
-        size = max(1, min(inner.width, inner.height, VOLUME_MAX_PX))
-        choice = (index, view.volume_channel, size)
+        choice = (index, view.volume_channel)
         if volume is not self._volume_source or choice != self._volume_choice:
-            self.volume_texture.upload(volume_image(volume, index, size, view.volume_channel))
+            # One lattice-sized image (colour + outline distance); the shader draws it at the
+            # viewport's own pixels with a one-pixel anti-aliased outline
+            # (engine.render.volume_image): ~0.2 ms of GUI thread a new volume, no large upload.
+            self.volume_texture.upload(lattice_layers(volume, index, view.volume_channel))
             self._volume_source, self._volume_choice = volume, choice
+        inner = fit_rect(rect, self.volume_texture.width, self.volume_texture.height)
         GL.glViewport(inner.x, inner.y, inner.width, inner.height)
-        self.quad.draw(self.volume_texture, MIRRORED_VIEWPORT if view.mirror else FULL_VIEWPORT)
+        self.quad.draw(self.volume_texture, MIRRORED_VIEWPORT if view.mirror else FULL_VIEWPORT,
+                       coverage_scale=coverage_scale(inner.width / self.volume_texture.width))
         if view.show_status:
             GL.glViewport(rect.x, rect.y, rect.width, rect.height)
             label = f"{view.volume_channel} at yaw {float(volume.yaw_deg[index]):.0f} deg ({volume.backend})"

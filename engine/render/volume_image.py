@@ -13,6 +13,11 @@ outline is a staircase of 8-pixel steps. Here instead, at any output size:
   carried two lattice pixels outwards, so that the outline takes the surface's colour and
   not a blend with the empty background.
 
+Both travel as one (S, S, 4) 8-bit lattice image (`lattice_layers`: BGR the spread surface,
+A a ramp across the outline), which the GL viewport draws with the texture unit's bilinear
+filtering (shaders/quad.frag) and `volume_image` / `crisp_view` draw the same way on the CPU
+(PNG views, volume.mp4, `bench quality`).
+
 Results made without a silhouette field (older servers) fall back to the hit mask's own
 bilinear crossing: a smooth outline, only less exact.
 """
@@ -24,6 +29,10 @@ import cv2
 import numpy as np
 
 SPREAD_RINGS = 2  # bilinear interpolation reads one neighbour; two keep the edge clean
+# The outline's distance is kept to this many lattice pixels either side in 8 bits: the two
+# rays either side of a crossing lie within ~1.4 of it, so the crossing interpolates
+# unclipped, and a step of 3/255 lattice pixels is 0.2 output pixels at 16x.
+COVERAGE_RANGE_PX = 1.5
 
 
 @dataclass(frozen=True)
@@ -64,18 +73,41 @@ def spread(values: np.ndarray, valid: np.ndarray, rings: int = SPREAD_RINGS) -> 
     return out
 
 
-def outline_alpha(silhouette: np.ndarray, size: int) -> np.ndarray:
-    """(P, P) float32 coverage at size x size from the (S, S) silhouette field: the field over
-    the length of its gradient is the signed distance to its zero crossing (in lattice
-    pixels, interpolated bilinearly, then in output pixels), and a pixel whose centre lies
-    on the crossing is half covered."""
+def outline_distance(silhouette: np.ndarray) -> np.ndarray:
+    """(S, S) float32 signed distance to the silhouette field's zero crossing, in lattice
+    pixels (> 0 inside): the field over the length of its gradient."""
     sil = np.asarray(silhouette, np.float32)
     gy, gx = np.gradient(sil)
-    distance = sil / np.maximum(np.sqrt(gx * gx + gy * gy), 1e-6)
-    alpha = cv2.resize(distance, (size, size), interpolation=cv2.INTER_LINEAR)
-    alpha *= size / sil.shape[0]
-    alpha += 0.5
-    return np.clip(alpha, 0.0, 1.0, out=alpha)
+    return sil / np.maximum(np.sqrt(gx * gx + gy * gy), 1e-6)
+
+
+def outline_ramp(silhouette: np.ndarray | None, hit: np.ndarray) -> np.ndarray:
+    """(S, S) uint8 ramp across the outline: the signed distance clipped to
+    +-COVERAGE_RANGE_PX lattice pixels, as (distance / (2 * range) + 0.5) * 255; 0 when
+    nothing is hit."""
+    if not hit.any():
+        return np.zeros(hit.shape, np.uint8)
+    distance = outline_distance(_field(silhouette, hit))
+    return np.round(np.clip(distance / (2.0 * COVERAGE_RANGE_PX) + 0.5, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def coverage_scale(pixels_per_lattice_px: float) -> float:
+    """The factor that turns the interpolated ramp (in [0, 1], 0.5 on the outline) into
+    coverage at this output scale: coverage = (ramp - 0.5) * scale + 0.5, clipped."""
+    return 2.0 * COVERAGE_RANGE_PX * float(pixels_per_lattice_px)
+
+
+def spread_surface(image: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """A lattice image (S, S, 3) uint8 with the surface's values carried outwards
+    (`spread`), ready to be interpolated bilinearly."""
+    return np.clip(spread(image.astype(np.float32), hit) + 0.5, 0, 255).astype(np.uint8)
+
+
+def coverage(ramp: np.ndarray, size: int) -> np.ndarray:
+    """(P, P) float32 coverage at size x size from the (S, S) uint8 ramp, as the GL viewport
+    computes it (shaders/quad.frag)."""
+    big = cv2.resize(ramp.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.clip((big - 0.5) * coverage_scale(size / ramp.shape[1]) + 0.5, 0.0, 1.0)
 
 
 def upsample_surface(image: np.ndarray, hit: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -83,8 +115,7 @@ def upsample_surface(image: np.ndarray, hit: np.ndarray, alpha: np.ndarray) -> n
     size, composited over black: the surface's values spread outwards first, so the
     outline keeps the surface's colour."""
     size = alpha.shape[0]
-    filled = np.clip(spread(image.astype(np.float32), hit) + 0.5, 0, 255).astype(np.uint8)
-    big = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)
+    big = cv2.resize(spread_surface(image, hit), (size, size), interpolation=cv2.INTER_LINEAR)
     return cv2.multiply(big, cv2.merge([alpha, alpha, alpha]), dtype=cv2.CV_8U)
 
 
@@ -96,11 +127,7 @@ def crisp_view(color: np.ndarray, normal: np.ndarray | None, depth: np.ndarray,
     if size < 1:
         raise ValueError(f"crisp_view size must be at least 1 pixel, not {size}")
     hit = np.isfinite(depth)
-    if not hit.any():
-        empty = np.zeros((size, size, 3), np.uint8)
-        return CrispView(empty, None if normal is None else empty.copy(), np.zeros((size, size), np.float32),
-                         np.full((size, size), np.nan, np.float32))
-    alpha = outline_alpha(_field(silhouette, hit), size)
+    alpha = coverage(outline_ramp(silhouette, hit), size)
     d = cv2.resize(spread(np.nan_to_num(depth), hit), (size, size), interpolation=cv2.INTER_LINEAR)
     d[alpha < 0.5] = np.nan
     return CrispView(color=upsample_surface(color, hit, alpha),
@@ -108,14 +135,34 @@ def crisp_view(color: np.ndarray, normal: np.ndarray | None, depth: np.ndarray,
                      alpha=alpha, depth=d)
 
 
+def crisp_volume_view(volume, index: int, size: int, normal: bool = True) -> CrispView:
+    """View `index` of a VolumeResult at size x size (without its normals unless `normal`)."""
+    return crisp_view(volume.color[index], volume.normal[index] if normal else None, volume.depth[index],
+                      _silhouette(volume, index), size)
+
+
+def lattice_layers(volume, index: int, channel: str = "color") -> np.ndarray:
+    """View `index` as the (S, S, 4) uint8 lattice image any output size is drawn from: BGR
+    the surface's colour (or, channel "normal", its normals) spread outwards, A the outline
+    ramp. One 8-bit texture: software GL samples it as fast as the plain image (a float
+    distance texture beside it cost llvmpipe ~60 ms of CPU a second, measured)."""
+    images = volume.normal if channel == "normal" else volume.color
+    hit = np.isfinite(volume.depth[index])
+    return np.dstack([spread_surface(images[index], hit), outline_ramp(_silhouette(volume, index), hit)])
+
+
 def volume_image(volume, index: int, size: int, channel: str = "color") -> np.ndarray:
     """What the app shows: view `index` of a VolumeResult as a (size, size, 3) uint8 BGR image
     of its colour or (channel "normal") its normals, over black."""
-    images = volume.normal if channel == "normal" else volume.color
+    layers = lattice_layers(volume, index, channel)
+    alpha = coverage(layers[..., 3], size)
+    big = cv2.resize(np.ascontiguousarray(layers[..., :3]), (size, size), interpolation=cv2.INTER_LINEAR)
+    return cv2.multiply(big, cv2.merge([alpha, alpha, alpha]), dtype=cv2.CV_8U)
+
+
+def _silhouette(volume, index: int) -> np.ndarray | None:
     silhouette = getattr(volume, "silhouette", None)
-    hit = np.isfinite(volume.depth[index])
-    field = _field(None if silhouette is None else silhouette[index], hit)
-    return upsample_surface(images[index], hit, outline_alpha(field, int(size)))
+    return None if silhouette is None else silhouette[index]
 
 
 def _field(silhouette: np.ndarray | None, hit: np.ndarray) -> np.ndarray:
@@ -123,11 +170,6 @@ def _field(silhouette: np.ndarray | None, hit: np.ndarray) -> np.ndarray:
     return hit.astype(np.float32) - 0.5 if silhouette is None else silhouette
 
 
-def crisp_volume_view(volume, index: int, size: int, normal: bool = True) -> CrispView:
-    """View `index` of a VolumeResult at size x size (without its normals unless `normal`)."""
-    silhouette = getattr(volume, "silhouette", None)
-    return crisp_view(volume.color[index], volume.normal[index] if normal else None, volume.depth[index],
-                      None if silhouette is None else silhouette[index], size)
-
-
-__all__ = ["CrispView", "crisp_view", "crisp_volume_view", "outline_alpha", "spread", "upsample_surface", "volume_image"]
+__all__ = ["COVERAGE_RANGE_PX", "CrispView", "coverage", "coverage_scale", "crisp_view", "crisp_volume_view",
+           "lattice_layers", "outline_distance", "outline_ramp", "spread", "spread_surface", "upsample_surface",
+           "volume_image"]

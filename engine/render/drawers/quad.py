@@ -28,9 +28,12 @@ class QuadDrawer:
         GL.glBindVertexArray(0)
 
     def draw(self, texture: DynamicTexture, rect: tuple[float, float, float, float] = FULL_VIEWPORT,
-             opacity: float = 1.0, tint: tuple[float, float, float] | None = None) -> None:
+             opacity: float = 1.0, tint: tuple[float, float, float] | None = None,
+             coverage_scale: float | None = None) -> None:
         """Draw `texture` stretched over `rect`. With `tint`, the texture's red channel is
-        used as coverage of a flat `tint` colour (text masks)."""
+        used as coverage of a flat `tint` colour (text masks). With `coverage_scale`, the
+        texture's alpha is a ramp across an outline (0.5 on it) and its colour is drawn over
+        black with coverage (alpha - 0.5) * coverage_scale + 0.5 (engine.render.volume_image)."""
         blend = opacity < 1.0 or tint is not None
         if blend:
             GL.glEnable(GL.GL_BLEND)
@@ -43,6 +46,8 @@ class QuadDrawer:
         self._program.set_float("u_opacity", opacity)
         self._program.set_int("u_alpha_from_red", tint is not None)
         self._program.set_vec3("u_tint", tint or (1.0, 1.0, 1.0))
+        self._program.set_int("u_use_coverage", coverage_scale is not None)
+        self._program.set_float("u_coverage_scale", coverage_scale or 1.0)
         GL.glBindVertexArray(self._vao)
         GL.glDrawArrays(GL.GL_TRIANGLE_STRIP, 0, 4)
         GL.glBindVertexArray(0)

@@ -213,6 +213,17 @@ def test_volume_view_is_drawn_at_the_viewport_pixels_with_a_smooth_outline(rende
     truth = np.hypot(x, y) < 0.6 * 120
     assert (shown & truth).sum() / (shown | truth).sum() > 0.99
     assert outline_distance_p95(shown, truth) <= 1.0
+    # The shader's drawing is the CPU one the PNG views, volume.mp4 and `bench quality` use.
+    from engine.render.volume_image import volume_image
+
+    from engine.render.volume_image import coverage_scale
+
+    disc = syn.disc_volume_result()
+    cpu = volume_image(disc, 0, 240).astype(int)
+    # GL filters the 8-bit outline ramp to 8 bits: one step of it in coverage, of grey 200.
+    step = 200 * coverage_scale(240 / disc.color.shape[2]) / 255
+    assert np.abs(out.astype(int) - cpu).max() <= step + 2
+    assert (np.abs(out.astype(int) - cpu) > 2).mean() < 0.01
 
 
 def test_volume_view_labels_the_shown_image(renders):
