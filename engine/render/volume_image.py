@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SPREAD_RINGS = 2  # bilinear interpolation reads one neighbour; two keep the edge clean
+from engine.image_ops import spread
+
 # The outline's distance is kept to this many lattice pixels either side in 8 bits: the two
 # rays either side of a crossing lie within ~1.4 of it, so the crossing interpolates
 # unclipped, and a step of 3/255 lattice pixels is 0.2 output pixels at 16x.
@@ -53,24 +54,6 @@ class CrispView:
     @property
     def mask(self) -> np.ndarray:
         return self.alpha >= 0.5
-
-
-def spread(values: np.ndarray, valid: np.ndarray, rings: int = SPREAD_RINGS) -> np.ndarray:
-    """`values` (S, S[, C]) float32 with the invalid pixels within `rings` of a valid one set to
-    the mean of their valid 3x3 neighbours, ring after ring (the valid ones unchanged)."""
-    out = np.where(valid[..., None] if values.ndim == 3 else valid, values, 0).astype(np.float32)
-    have = valid.astype(np.float32)
-    for _ in range(rings):
-        total = cv2.boxFilter(out * (have[..., None] if out.ndim == 3 else have), -1, (3, 3),
-                              normalize=False, borderType=cv2.BORDER_CONSTANT)
-        count = cv2.boxFilter(have, -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        new = (have == 0) & (count > 0)
-        if not new.any():
-            break
-        denom = np.maximum(count, 1.0)
-        out[new] = (total / (denom[..., None] if out.ndim == 3 else denom))[new]
-        have[new] = 1.0
-    return out
 
 
 def outline_distance(silhouette: np.ndarray) -> np.ndarray:
@@ -171,5 +154,5 @@ def _field(silhouette: np.ndarray | None, hit: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["COVERAGE_RANGE_PX", "CrispView", "coverage", "coverage_scale", "crisp_view", "crisp_volume_view",
-           "lattice_layers", "outline_distance", "outline_ramp", "spread", "spread_surface", "upsample_surface",
+           "lattice_layers", "outline_distance", "outline_ramp", "spread_surface", "upsample_surface",
            "volume_image"]

@@ -27,7 +27,9 @@ def inputs():
 
 @pytest.fixture(scope="module")
 def result(inputs) -> VolumeResult:
-    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(-45.0, 0.0, 45.0)), device="cpu")
+    # The lattice's own colours (color_px None): shapes at the lattice; refined views below.
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(-45.0, 0.0, 45.0),
+                                       color_px=None), device="cpu")
     return stage.process(*inputs)
 
 
@@ -47,6 +49,30 @@ def test_result_shapes_and_coverage(result):
     assert result.stats["queries"] == sum(result.stats["queries_per_view"]) > 0
     json = result.to_json()
     assert json["backend"] == "field" and len(json["coverage"]) == 3
+
+
+def test_a_coarse_lattice_is_refined_to_color_px_with_the_frame_sharp(inputs, result):
+    """The two-tone frame's edge: drawn from the colour field per refined pixel it is as
+    sharp as the refined pixels; the lattice's colours scaled up blur it over a voxel."""
+    stage = VolumeStage(VolumeSettings(backend="field", resolutions=SMALL, yaws_deg=(0.0,), color_px=260),
+                        device="cpu")
+    fine = stage.process(*inputs)
+    assert fine.color.shape == (1, 260, 260, 3) and fine.depth.shape == (1, 260, 260)
+    assert fine.silhouette.shape == (1, 260, 260) and fine.stats["ms_color_refine"] > 0
+    hit = np.isfinite(fine.depth[0])
+    coarse_hit = cv2.resize(np.isfinite(result.depth[1]).astype(np.uint8), (260, 260),
+                            interpolation=cv2.INTER_NEAREST) > 0
+    assert (hit & coarse_hit).sum() / (hit | coarse_hit).sum() > 0.9  # the same shape
+
+    # Away from the outline, the surface pixels that are neither the frame's red nor its blue
+    # half: the blur of the halves' edge.
+    inside = cv2.erode((hit & coarse_hit).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+
+    def mixed(colour: np.ndarray) -> int:
+        return int((inside & (np.abs(colour[..., 2].astype(int) - colour[..., 0].astype(int)) < 100)).sum())
+
+    scaled = cv2.resize(result.color[1], (260, 260), interpolation=cv2.INTER_LINEAR)
+    assert mixed(fine.color[0]) * 10 <= mixed(scaled)  # measured 16 against 469
 
 
 def test_views_differ_across_yaws(result):
@@ -98,8 +124,10 @@ def test_pifu_path_runs_on_an_official_layout_checkpoint(unxz, inputs):
                         pifu_model=model)
     result = stage.process(*inputs)
     assert result.backend == "pifu"
-    assert result.color.shape == (1, 33, 33, 3) and result.depth.shape == (1, 33, 33)
-    assert result.stats["queries"] > 0
+    # The colour net is asked per refined pixel as the offline field's colours are.
+    c = VolumeSettings().color_px
+    assert result.color.shape == (1, c, c, 3) and result.depth.shape == (1, c, c)
+    assert result.stats["queries"] > 0 and result.stats["ms_color_refine"] > 0
 
 
 def test_coco_photo_through_perception_body_volume(shared_file):
@@ -120,11 +148,12 @@ def test_coco_photo_through_perception_body_volume(shared_file):
     res = (17, 33, 65, 129)
     result = VolumeStage(VolumeSettings(backend="field", resolutions=res), device="cpu").process(
         frame, {"body": body, "perception": seen})
-    assert result is not None and result.color.shape == (3, 129, 129, 3)
+    c = VolumeSettings().color_px
+    assert result is not None and result.color.shape == (3, c, c, 3) and result.stats["resolution"] == 129
     hit = np.isfinite(result.depth)
     assert hit.mean(axis=(1, 2)).min() > 0.05
     # The front view lands on the person: its pixels project into the mask ...
-    s = res[-1]
+    s = result.depth.shape[1]
     half, centre = result.stats["cube_half_m"], np.array(result.stats["cube_centre_m"])
     rows, cols = np.nonzero(hit[1])
     c = -1.0 + (2.0 * np.arange(s) + 1.0) / s
@@ -181,11 +210,12 @@ def test_a_jump_to_another_person_restarts_the_steadied_cube(inputs):
     assert second.stats["cube_half_m"] < 1.05 * first.stats["cube_half_m"]
 
 
-def test_live_setting_renders_one_129_view(inputs):
+def test_live_setting_localises_one_129_view_refined_to_color_px(inputs):
     settings = VolumeSettings.live(backend="field")
     assert settings.size == 129 and settings.yaws_deg == (0.0,)
     result = VolumeStage(settings, device="cpu").process(*inputs)
-    assert result.color.shape == (1, 129, 129, 3)
+    c = settings.color_px
+    assert result.color.shape == (1, c, c, 3) and result.stats["resolution"] <= 129
     assert np.isfinite(result.depth).mean() > 0.08
 
 
