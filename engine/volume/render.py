@@ -22,11 +22,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 
-from engine.image_ops import spread
 from engine.volume.localize import DEFAULT_CHUNK, DEFAULT_RESOLUTIONS, OccupancyFn, cell_centres, localize
 
 if TYPE_CHECKING:
@@ -187,8 +185,8 @@ def render_view(occupancy_fn: OccupancyFn, color_fn: ColorFn | None = None, yaw_
     resolutions, mode: the localisation schedule (e.g. (17, 33, 65, 129) and "faster" for
     live use); the image is resolutions[-1] pixels square unless `size` asks for another
     (then resampled: bilinear colour/normals, nearest depth/mask). With `color_size` finer
-    than the lattice, the view is refined to it first (refine_view: colours asked of the
-    colour field per fine pixel).
+    than the lattice, the view is refined to it first (engine.volume.refine: colours asked of
+    the colour field per fine pixel).
     """
     rot = view_rotation(yaw_deg, pitch_deg)
     t0 = time.perf_counter()
@@ -200,44 +198,11 @@ def render_view(occupancy_fn: OccupancyFn, color_fn: ColorFn | None = None, yaw_
                  yaw_deg=float(yaw_deg), pitch_deg=float(pitch_deg))
     view = RenderedView(view.color, view.normal, view.depth, view.mask, stats, view.silhouette)
     if color_size is not None and color_fn is not None and color_size > view.depth.shape[0]:
-        view = refine_view(view, color_size, color_fn, rot, chunk)
+        from engine.volume.refine import refine_view
+
+        view = refine_view(view, color_size, color_fn, rot, device, chunk)
         view.stats["ms_color_refine"] = (time.perf_counter() - t2) * 1e3
     return view if size is None or size == view.depth.shape[0] else resize_view(view, size)
-
-
-def refine_view(view: RenderedView, size: int, color_fn: ColorFn, rotation: torch.Tensor,
-                chunk: int = DEFAULT_CHUNK) -> RenderedView:
-    """The view at size x size (finer than its lattice) with colours asked of `color_fn` at
-    each fine pixel's own surface point: the silhouette field, depth and normals are
-    interpolated bilinearly between rays (depth and normals after the surface's values were
-    carried outwards, so the outline keeps them), the mask is where the interpolated
-    silhouette is positive. The colour is then as sharp as the colour field (the frame's
-    own pixels for the offline field at yaw 0), not the lattice's."""
-    if view.silhouette is None:
-        raise ValueError("refine_view needs the view's silhouette field")
-    hit = view.mask
-
-    def up(a: np.ndarray) -> np.ndarray:
-        return cv2.resize(np.ascontiguousarray(a, dtype=np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-
-    silhouette = up(view.silhouette)
-    mask = silhouette > 0
-    depth = up(spread(np.nan_to_num(view.depth), hit))
-    depth[~mask] = np.nan
-    normal = up(spread(view.normal, hit))
-    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
-    normal[~mask] = 0.0
-    color = np.zeros((size, size, 3), np.float32)
-    rows, cols = np.nonzero(mask)
-    if rows.size:
-        c = cell_centres(size, "cpu").numpy()
-        pts = torch.from_numpy(np.stack((c[cols], c[rows], depth[rows, cols] - 1.0), axis=1).astype(np.float32))
-        device = rotation.device
-        pts_field = (pts @ rotation.to(torch.float32).cpu().T).to(device)
-        rgb = [color_fn(pts_field[i:i + chunk]).reshape(-1, 3) for i in range(0, pts_field.shape[0], chunk)]
-        color[rows, cols] = torch.cat(rgb).to(torch.float32).clamp(0.0, 1.0).cpu().numpy()
-    stats = dict(view.stats, visible=int(rows.size), color_px=size)
-    return RenderedView(color, normal.astype(np.float32), depth, mask, stats, silhouette)
 
 
 def resize_view(view: RenderedView, size: int) -> RenderedView:
@@ -310,5 +275,5 @@ def stack_silhouettes(views: Sequence[RenderedView]) -> np.ndarray | None:
     return np.stack([v.silhouette for v in views]).astype(np.float32)
 
 
-__all__ = ["RenderedView", "views_to_result", "stack_silhouettes", "resize_view", "ColorFn", "refine_view", "view_rotation", "in_view", "first_hit", "lattice_normals",
+__all__ = ["RenderedView", "views_to_result", "stack_silhouettes", "resize_view", "ColorFn", "view_rotation", "in_view", "first_hit", "lattice_normals",
            "shade_grid", "render_view", "dense_view_grid", "to_bgr8", "normal_to_bgr8"]
