@@ -97,9 +97,7 @@ def upsample_surface(image: np.ndarray, hit: np.ndarray, alpha: np.ndarray) -> n
     """A lattice image (S, S, 3) uint8 (colour, or normals as (n + 1) / 2 * 255) at alpha's
     size, composited over black: the surface's values spread outwards first, so the
     outline keeps the surface's colour."""
-    size = alpha.shape[0]
-    big = cv2.resize(spread_surface(image, hit), (size, size), interpolation=cv2.INTER_LINEAR)
-    return cv2.multiply(big, cv2.merge([alpha, alpha, alpha]), dtype=cv2.CV_8U)
+    return _over_black(spread_surface(image, hit), alpha)
 
 
 def crisp_view(color: np.ndarray, normal: np.ndarray | None, depth: np.ndarray,
@@ -138,8 +136,14 @@ def volume_image(volume, index: int, size: int, channel: str = "color") -> np.nd
     """What the app shows: view `index` of a VolumeResult as a (size, size, 3) uint8 BGR image
     of its colour or (channel "normal") its normals, over black."""
     layers = lattice_layers(volume, index, channel)
-    alpha = coverage(layers[..., 3], size)
-    big = cv2.resize(np.ascontiguousarray(layers[..., :3]), (size, size), interpolation=cv2.INTER_LINEAR)
+    return _over_black(layers[..., :3], coverage(layers[..., 3], size))
+
+
+def _over_black(surface: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The (S, S, 3) uint8 lattice surface interpolated bilinearly to alpha's size and
+    weighted by it."""
+    size = alpha.shape[0]
+    big = cv2.resize(np.ascontiguousarray(surface), (size, size), interpolation=cv2.INTER_LINEAR)
     return cv2.multiply(big, cv2.merge([alpha, alpha, alpha]), dtype=cv2.CV_8U)
 
 

@@ -61,7 +61,7 @@ class VolumeSettings:
         "medium" / "high" = that level, fixed.
     target_fps: the frame-time budget for "auto" is 1000 / target_fps ms (None: 30).
     color_px: views whose lattice is coarser are refined to this many pixels square with
-        colours asked of the colour field per pixel (engine.volume.render.refine_view), so
+        colours asked of the colour field per pixel (engine.volume.refine), so
         the live "low" level (65) shows a recognisable face. Measured on the talking-head
         clip, 2-core CPU, one view: 129 costs ~3 ms more (37 -> 40 ms), 257 ~11 ms, which
         took the live window's volume rate from 10 to 6.6 fps and face/body's display rate
