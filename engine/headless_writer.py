@@ -209,12 +209,12 @@ def write_volume_views(volume: Any, out_dir: Path, size: int = VOLUME_VIEW_PX) -
     drawn at size x size as the app draws it (engine.render.volume_image)."""
     import cv2
 
-    from engine.render.volume_image import volume_image
+    from engine.render.volume_image import volume_images
 
     written = []
     for index, yaw in enumerate(volume.yaw_deg):
         path = out_dir / f"volume_yaw{int(round(float(yaw))):+d}.png"
-        colour, normal = volume_image(volume, index, size), volume_image(volume, index, size, "normal")
+        colour, normal = volume_images(volume, index, size)
         if not cv2.imwrite(str(path), np.concatenate([colour, normal], axis=1)):
             raise OSError(f"could not write {path}")
         written.append(path)

@@ -135,14 +135,13 @@ def volume_strip(volume, height: int) -> np.ndarray | None:
     """The volume views side by side (colour over normal), `height` rows: each view drawn
     at its output size with a smooth outline (engine.render.volume_image), not scaled up
     from the lattice."""
-    from engine.render.volume_image import volume_image
+    from engine.render.volume_image import volume_images
 
     if volume is None or len(volume.color) == 0:
         return None
     size = max(1, height // 2)
-    colour = np.concatenate([volume_image(volume, i, size) for i in range(len(volume.color))], axis=1)
-    normal = np.concatenate([volume_image(volume, i, size, "normal") for i in range(len(volume.color))], axis=1)
-    strip = np.concatenate([colour, normal], axis=0)
+    colour, normal = zip(*(volume_images(volume, i, size) for i in range(len(volume.color))))
+    strip = np.concatenate([np.concatenate(colour, axis=1), np.concatenate(normal, axis=1)], axis=0)
     if strip.shape[0] != height:  # an odd height: one more row
         strip = cv2.resize(strip, (strip.shape[1], height), interpolation=cv2.INTER_LINEAR)
     return strip

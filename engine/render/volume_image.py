@@ -139,6 +139,15 @@ def volume_image(volume, index: int, size: int, channel: str = "color") -> np.nd
     return _over_black(layers[..., :3], coverage(layers[..., 3], size))
 
 
+def volume_images(volume, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """View `index`'s colour and normal images as `volume_image` draws them, the outline's
+    coverage computed once for both."""
+    hit = np.isfinite(volume.depth[index])
+    alpha = coverage(outline_ramp(_silhouette(volume, index), hit), size)
+    return (_over_black(spread_surface(volume.color[index], hit), alpha),
+            _over_black(spread_surface(volume.normal[index], hit), alpha))
+
+
 def _over_black(surface: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The (S, S, 3) uint8 lattice surface interpolated bilinearly to alpha's size and
     weighted by it."""
@@ -159,4 +168,4 @@ def _field(silhouette: np.ndarray | None, hit: np.ndarray) -> np.ndarray:
 
 __all__ = ["COVERAGE_RANGE_PX", "CrispView", "coverage", "coverage_scale", "crisp_view", "crisp_volume_view",
            "lattice_layers", "outline_distance", "outline_ramp", "spread_surface", "upsample_surface",
-           "volume_image"]
+           "volume_image", "volume_images"]

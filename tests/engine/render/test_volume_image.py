@@ -91,3 +91,12 @@ def test_the_png_novel_views_are_drawn_at_their_output_size(tmp_path):
     assert path.name == "volume_yaw+0.png" and image.shape == (OUT, 2 * OUT, 3)
     colour = image[:, :OUT, 0] >= 128  # white over black: half covered on the outline
     assert outline_distance_p95(colour, _true_disc(radius)) <= 1.0
+
+
+def test_both_images_at_once_equal_each_drawn_alone():
+    from engine.render.volume_image import volume_images
+
+    volume = _volume(fields.body_field(), (17, 33, 65))
+    colour, normal = volume_images(volume, 0, 300)
+    assert np.array_equal(colour, volume_image(volume, 0, 300))
+    assert np.array_equal(normal, volume_image(volume, 0, 300, "normal"))
