@@ -14,7 +14,9 @@ Occupancy = sigmoid(-d / eps) of a signed distance d in metres (negative inside)
                with the blurred-plane relation b = Phi(-d / sigma) (valid within ~3 sigma);
   d_hull       a slab around the depth of the nearby body, as thick as a fraction of that
                body, only off the body's own footprint and within `hull_reach_m` of it:
-               what the mask shows but the body lacks (hair, loose clothing, fit errors);
+               what the mask shows but the body lacks (hair, loose clothing, fit errors,
+               a held sign, a hugged person); the mask is first cut to the regions the body
+               projects into (engine.volume.person_mask), so someone apart is never filled;
   d_silhouette the person mask's 2-D signed distance (pixels) at the point's projection,
                scaled to metres at the point's depth: the silhouette cone carves everything
                (and so does the frame's edge: what the camera did not see is left out).
@@ -43,6 +45,7 @@ from scipy import ndimage
 
 from engine.body.result import BodyResult
 from engine.volume.fields import parity_fill
+from engine.volume.person_mask import person_mask
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,11 @@ class OfflineFieldSettings:
     """grid: body voxel grid per side (64: ~3 cm voxels for a standing adult).
     blur_vox: Gaussian sigma (voxels) that smooths the voxelised body.
     dilate_m: allowance around the body for clothing and hair, metres.
-    hull_reach_m: how far off the body's footprint the silhouette hull may extend, metres.
+    hull_reach_m: how far off the body's footprint the silhouette hull may extend, metres:
+        about an arm's length, so a held object or a hugged person is filled, while a mask
+        that bleeds into the background stops there.
+    hull_spread_m: the scale over which the body's depth and thickness are carried off its
+        footprint for the hull (a Gaussian of half this); farther out, the nearest ones.
     hull_thickness: the hull slab's half thickness as a fraction of the nearby body's.
     min_half_thickness_m: the thinnest hull slab (half thickness), metres.
     margin: cube side / the person's largest extent.
@@ -71,7 +78,8 @@ class OfflineFieldSettings:
     grid: int = 64
     blur_vox: float = 1.0
     dilate_m: float = 0.02
-    hull_reach_m: float = 0.15
+    hull_reach_m: float = 0.5
+    hull_spread_m: float = 0.15
     hull_thickness: float = 0.8
     min_half_thickness_m: float = 0.03
     margin: float = 1.15
@@ -125,8 +133,9 @@ def cube_for_person(vertices: np.ndarray, camera: Pinhole, image_size: tuple[int
     The body's box is clipped to the frame's view at the body's far depth (the field is
     carved at the frame's edges), so a webcam close-up does not spend the cube on legs below
     the frame; the mask's bounding box, back-projected at the body's median depth, widens
-    the box where hair or clothes reach past the body, by at most `reach_m` (the hull never
-    fills farther from the body, and another person's mask must not grow the cube).
+    the box where hair, clothes or what the person holds reach past the body, by at most
+    `reach_m` (the hull never fills farther from the body). Give it the person's own part of
+    the mask (engine.volume.person_mask): someone standing apart must not grow the cube.
     Returns None when no vertex is in front of the camera and in view.
     """
     h, w = image_size
@@ -259,14 +268,22 @@ def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "
     zmin = np.where(hit, zmin, 0.0).astype(np.float32)
     zmax = np.where(hit, zmax, 0.0).astype(np.float32)
     z_med = float(np.median(z[v[:, 2] > _NEAR_M])) if (v[:, 2] > _NEAR_M).any() else 1.0
-    sigma = max(settings.hull_reach_m * camera.focal_px / z_med * sx / 2.0, 1.0)
+    sigma = max(settings.hull_spread_m * camera.focal_px / z_med * sx / 2.0, 1.0)
     weight = hit.astype(np.float32)
+    # The nearest footprint cell of every cell: the hull's values where the Gaussian's
+    # weights have died out (a hand-held sign, the far side of a hugged person).
+    if hit.any() and not hit.all():
+        nearest = ndimage.distance_transform_edt(~hit, return_distances=False, return_indices=True)
+    else:
+        nearest = None
+    floor = np.float32(1e-3)  # below this Gaussian weight the nearest value takes over, smoothly
 
     def fill(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
         # Normalised convolution: the mean of nearby body values, kept as-is where `keep`.
         num = cv2.GaussianBlur(values * weight, (0, 0), sigma)
         den = cv2.GaussianBlur(weight, (0, 0), sigma)
-        return np.where(keep, values, num / np.maximum(den, 1e-6)).astype(np.float32)
+        near = values[nearest[0], nearest[1]] if nearest is not None else values
+        return np.where(keep, values, (num + floor * near) / (den + floor)).astype(np.float32)
 
     zfront0 = fill(zmin, hit)
     zback0 = fill(zmax, hit)
@@ -505,6 +522,8 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
     t0 = time.perf_counter()
     camera = Pinhole(float(body.camera_focal_px), float(body.camera_center_px[0]), float(body.camera_center_px[1]))
     mask = None if segmentation is None else np.asarray(segmentation) > s.mask_threshold
+    if mask is not None:
+        mask = person_mask(mask, body.vertices, camera)
     cube = cube_for_person(body.vertices, camera, image_bgr.shape[:2], mask, s.margin, s.hull_reach_m + s.dilate_m)
     if cube is None:
         return None

@@ -122,6 +122,38 @@ def test_hull_adds_what_the_mask_shows_beside_the_body(body, mask, frame):
     assert _occ(build_offline_field(body, mask, frame, 257, SETTINGS), [[x_skirt, 0.25, DEPTH]])[0] < 0.01
 
 
+def test_hull_follows_what_the_person_holds_but_not_someone_apart(body, mask, frame):
+    # A 'sign' held out at hip height, joined to the person's mask, reaching 40 cm off the
+    # capsule: filled at the body's depth 25 cm out (the hull used to stop at 15 cm). The
+    # same patch apart from the person (a gap of background between them) is someone else.
+    u_body = int(RADIUS / DEPTH * FOCAL + CENTRE[0])
+    u_end = int((RADIUS + 0.40) / DEPTH * FOCAL + CENTRE[0])
+    v0, v1 = (np.array([0.1, 0.3]) / DEPTH * FOCAL + CENTRE[1]).astype(int)
+    joined = mask.copy()
+    joined[v0:v1, u_body - 2:u_end] = 1
+    apart = mask.copy()
+    apart[v0:v1, u_body + 12:u_end] = 1
+    point = [[RADIUS + 0.25, 0.2, DEPTH]]
+    assert _occ(build_offline_field(body, joined, frame, 257, SETTINGS), point)[0] > 0.99
+    assert _occ(build_offline_field(body, apart, frame, 257, SETTINGS), point)[0] < 0.01
+
+
+def test_person_mask_keeps_the_regions_the_body_projects_into(body, mask):
+    from engine.volume.person_mask import person_mask
+
+    camera = Pinhole(FOCAL, *CENTRE)
+    crowd = mask.astype(bool).copy()
+    crowd[:, 450:560] = True  # a neighbour on the right, apart from the person
+    crowd[10:14, 10:14] = True  # a speck
+    own = person_mask(crowd, body.vertices, camera)
+    assert np.array_equal(own, mask.astype(bool))
+    # A body the mask does not hold keeps the whole mask (the carve still applies).
+    away = type(body)(**{**body.__dict__, "vertices": body.vertices + np.array([0.0, 0.0, 50.0], np.float32)})
+    elsewhere = np.zeros_like(crowd)
+    elsewhere[:, 450:560] = True
+    assert np.array_equal(person_mask(elsewhere, away.vertices, camera), elsewhere)
+
+
 def test_frame_edge_ends_the_field():
     # Lowered so its bottom leaves the frame: nothing below the frame's last row.
     body = capsule_body(offset_y=0.9)
