@@ -13,7 +13,8 @@ Occupancy = sigmoid(-d / eps) of a signed distance d in metres (negative inside)
                Gaussian (sigma voxels), read back trilinearly and turned into a distance
                with the blurred-plane relation b = Phi(-d / sigma) (valid within ~3 sigma);
   d_hull       a slab around the depth of the nearby body, as thick as a fraction of that
-               body, only off the body's own footprint and within `hull_reach_m` of it:
+               body, only off the body's own footprint (where the body grid holds it: a
+               limb the grid loses is filled by the slab) and within `hull_reach_m` of it:
                what the mask shows but the body lacks (hair, loose clothing, fit errors,
                a held sign, a hugged person); the mask is first cut to the regions the body
                projects into (engine.volume.person_mask), so someone apart is never filled;
@@ -240,7 +241,8 @@ def depth_range(uv: np.ndarray, z: np.ndarray, faces: np.ndarray, rows: int,
 
 
 def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "ImageWindow",
-             settings: OfflineFieldSettings, size: int = 128) -> torch.Tensor:
+             settings: OfflineFieldSettings, size: int = 128,
+             body_grid: tuple[np.ndarray, CubeMap] | None = None) -> torch.Tensor:
     """Per-pixel-ray summaries of the body over the window, filled outwards for the hull.
 
     vertices: (V, 3) camera space, metres; faces: (F, 3) int. The maps cover the window's
@@ -252,6 +254,10 @@ def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "
       D_FOOT 2-D signed distance to the body's projected footprint, frame pixels (negative on it);
       ZFRONT the body's nearest depth (minus dilate_m) on the footprint, ZMID - HALF off it;
       THICK  the body's depth extent on the ray, filled outwards like ZMID.
+    body_grid: the blurred body indicator (G, G, G) [x, y, z] and its cube. The hull stays off
+    the footprint only where that grid holds the body: where the mesh projects but the grid
+    lost it (a thin forearm on a coarse grid), the hull's slab at the mesh's depth fills the
+    ray, instead of leaving a hole inside the silhouette.
     """
     sx = sy = size / max(window.width, window.height)
     mw, mh = max(int(round(window.width * sx)), 2), max(int(round(window.height * sy)), 2)
@@ -290,6 +296,8 @@ def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "
     zmid = 0.5 * (zfront0 + zback0)
     thick = zback0 - zfront0
     half = np.maximum(settings.hull_thickness * 0.5 * thick, settings.min_half_thickness_m)
+    if body_grid is not None:
+        present &= _grid_footprint(*body_grid, camera, window, sx, sy, (mh, mw))
     p8 = present.astype(np.uint8)
     d_out = cv2.distanceTransform(1 - p8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     d_in = cv2.distanceTransform(p8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
@@ -299,6 +307,27 @@ def ray_maps(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, window: "
     zfront = np.where(present, zfront0 - settings.dilate_m, zmid - half)
     maps = np.stack((zmid, half, d_foot, zfront, thick)).astype(np.float32)
     return torch.from_numpy(maps)[None]
+
+
+def _grid_footprint(grid: np.ndarray, cube: CubeMap, camera: Pinhole, window: "ImageWindow",
+                    sx: float, sy: float, shape: tuple[int, int]) -> np.ndarray:
+    """(h', w') bool: the map cells that the body grid's inside voxels (indicator > 0.5)
+    project into, each voxel widened to cover its projected size."""
+    g = grid.shape[0]
+    idx = np.argwhere(grid > 0.5)
+    out = np.zeros(shape, bool)
+    if len(idx) == 0:
+        return out
+    p = cube.centre + cube.half * (-1.0 + (2.0 * idx + 1.0) / g)
+    z = np.maximum(p[:, 2], _NEAR_M)
+    cu = np.round((p[:, 0] / z * camera.focal_px + camera.cx - window.x0 + 0.5) * sx - 0.5).astype(np.int64)
+    cv = np.round((p[:, 1] / z * camera.focal_px + camera.cy - window.y0 + 0.5) * sy - 0.5).astype(np.int64)
+    keep = (cu >= 0) & (cu < shape[1]) & (cv >= 0) & (cv < shape[0])
+    out[cv[keep], cu[keep]] = True
+    # A voxel spans voxel_px cells on the map: widen each hit to close the gaps between them.
+    voxel_px = 2.0 * cube.half / g * camera.focal_px / float(np.median(z)) * max(sx, sy)
+    r = max(int(np.ceil(voxel_px / 2.0)), 1)
+    return cv2.dilate(out.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)).astype(bool)
 
 
 # ------------------------------------------------------------------ silhouette and image crop
@@ -535,7 +564,7 @@ def build_offline_field(body: BodyResult, segmentation: np.ndarray | None, image
     t2 = time.perf_counter()
     window = image_window(image_bgr, mask, cube, camera, s.fill_size, 2 * resolution)
     t3 = time.perf_counter()
-    maps = ray_maps(body.vertices, body.faces, camera, window, s)
+    maps = ray_maps(body.vertices, body.faces, camera, window, s, body_grid=(b.numpy(), cube))
     t4 = time.perf_counter()
     cell = 2.0 * cube.half / s.grid
     stats = {"ms_voxelize": (t1 - t0) * 1e3, "ms_blur": (t2 - t1) * 1e3, "ms_image": (t3 - t2) * 1e3,

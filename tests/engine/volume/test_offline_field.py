@@ -138,6 +138,25 @@ def test_hull_follows_what_the_person_holds_but_not_someone_apart(body, mask, fr
     assert _occ(build_offline_field(body, apart, frame, 257, SETTINGS), point)[0] < 0.01
 
 
+def test_a_limb_too_thin_for_the_body_grid_is_no_hole_in_the_silhouette(frame):
+    # A capsule and, apart from it, a 'forearm' 2.4 cm thick: thinner than the 64^3 grid's
+    # blur keeps (cells ~2.7 cm here). The mesh projects there, the mask holds it, so the
+    # volume must too (the hull fills where the grid lost the body), at the limb's depth.
+    import trimesh
+
+    arm = trimesh.creation.cylinder(radius=0.012, height=0.35, sections=16)
+    a = np.asarray(arm.vertices, np.float64)[:, [2, 1, 0]]  # along x
+    a = a + np.array([RADIUS + 0.25, 0.2, DEPTH])
+    torso = capsule_body()
+    vertices = np.concatenate([torso.vertices.astype(np.float64), a]).astype(np.float32)
+    faces = np.concatenate([torso.faces, np.asarray(arm.faces, np.int32)[:, ::-1] + len(torso.vertices)])
+    body = type(torso)(**{**torso.__dict__, "vertices": vertices, "faces": faces})
+    f = build_offline_field(body, silhouette(body), frame, 257, SETTINGS)
+    along = [[RADIUS + x, 0.2, DEPTH] for x in (0.15, 0.2, 0.25, 0.3, 0.35)]
+    assert _occ(f, along).min() > 0.5
+    assert _occ(f, [[RADIUS + 0.25, 0.2, DEPTH - 0.1], [RADIUS + 0.25, 0.2, DEPTH + 0.1]]).max() < 0.01
+
+
 def test_person_mask_keeps_the_regions_the_body_projects_into(body, mask):
     from engine.volume.person_mask import person_mask
 
